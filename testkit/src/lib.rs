@@ -1,1 +1,200 @@
-pub fn placeholder() {}
+//! Fixtures for every Berth test: a busybox rootfs built from Debian's
+//! `busybox-static`, OCI bundles made from `<runtime> spec` and edited per
+//! test, unique names, and named skips.
+//!
+//! Skips: a test that cannot run on this host calls [`skip`] (or a
+//! `require_*` helper), which prints `SKIP <test>: <reason>` and appends the
+//! line to the skip log (`$BERTH_SKIP_LOG`, default
+//! `target/berth-skips.log`) that `cargo xtask test` reports at the end — so
+//! a skip is never a silent pass. Under `CI=true`, where the job runs as
+//! root, a missing privilege is a failure, not a skip.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{json, Value};
+
+/// Where Debian's busybox-static installs its binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique across parallel tests and test processes (container ids,
+/// cgroup names, interface names need different lengths: keep `prefix` short).
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{:x}", std::process::id(), nanos & 0xffff)
+}
+
+/// Record a named skip for `test` and print it.
+pub fn skip(test: &str, reason: &str) {
+    let line = format!("SKIP {test}: {reason}");
+    eprintln!("{line}");
+    let log = std::env::var_os("BERTH_SKIP_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/berth-skips.log"));
+    if let Some(d) = log.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Whether the tests run as root. Without root: a named skip (a failure
+/// under `CI=true`, where the job always runs as root).
+#[must_use]
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs root, and CI runs as root");
+    }
+    skip(test, "needs root");
+    false
+}
+
+/// Whether `path` exists; otherwise a named skip (`what` says what is missing).
+#[must_use]
+pub fn require_path(test: &str, path: &str, what: &str) -> bool {
+    if Path::new(path).exists() {
+        return true;
+    }
+    skip(test, &format!("{what} ({path} not found)"));
+    false
+}
+
+/// The workspace root (two levels above this crate's manifest).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+}
+
+/// A scratch directory under /tmp, removed on drop.
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("berth-{prefix}-")).tempdir().expect("tempdir")
+}
+
+/// Populate `dir` as a busybox root filesystem: the static busybox binary,
+/// a symlink per applet in /bin, /etc/passwd and /etc/group with root,
+/// nobody and a test user (uid/gid 1000), and the usual empty directories.
+pub fn make_busybox_rootfs(dir: &Path) {
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "{BUSYBOX} missing: install Debian's busybox-static (see README)"
+    );
+    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "var", "run"] {
+        std::fs::create_dir_all(dir.join(d)).expect("mkdir rootfs");
+    }
+    std::fs::copy(BUSYBOX, dir.join("bin/busybox")).expect("copy busybox");
+    let out = Command::new(BUSYBOX).arg("--list").output().expect("busybox --list");
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+        }
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .expect("passwd");
+    std::fs::write(dir.join("etc/group"), "root:x:0:\ntty:x:5:\nuser:x:1000:\nnogroup:x:65534:\n").expect("group");
+    std::fs::set_permissions(dir.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod tmp");
+}
+
+/// An OCI bundle: `rootfs/` (busybox) and `config.json` made by
+/// `<runtime> spec`, then made non-interactive (terminal false, args
+/// `true`). Edit `config` and call [`Bundle::save`].
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub config: Value,
+}
+
+impl Bundle {
+    /// A bundle whose config comes from `runtime spec` (any runc-compatible
+    /// runtime binary).
+    pub fn new(runtime: &Path) -> Bundle {
+        let dir = tempdir("bundle");
+        make_busybox_rootfs(&dir.path().join("rootfs"));
+        let st = Command::new(runtime).arg("spec").current_dir(dir.path()).status().expect("run spec");
+        assert!(st.success(), "{} spec failed", runtime.display());
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).expect("read config")).expect("config json");
+        let mut b = Bundle { dir, config };
+        b.config["process"]["terminal"] = json!(false);
+        b.set_args(&["true"]);
+        b.save();
+        b
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    pub fn set_args(&mut self, args: &[&str]) -> &mut Self {
+        self.config["process"]["args"] = json!(args);
+        self
+    }
+
+    /// `sh -c SCRIPT`.
+    pub fn set_script(&mut self, script: &str) -> &mut Self {
+        self.set_args(&["sh", "-c", script])
+    }
+
+    /// Apply an edit to the config.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) -> &mut Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Write `config.json`.
+    pub fn save(&mut self) -> &mut Self {
+        std::fs::write(self.dir.path().join("config.json"), serde_json::to_vec_pretty(&self.config).expect("json"))
+            .expect("write config");
+        self
+    }
+
+    /// Remove a namespace type from the config.
+    pub fn without_namespace(&mut self, typ: &str) -> &mut Self {
+        if let Some(a) = self.config["linux"]["namespaces"].as_array_mut() {
+            a.retain(|n| n["type"] != typ);
+        }
+        self
+    }
+
+    /// Add a namespace (optionally joined by path).
+    pub fn with_namespace(&mut self, typ: &str, path: Option<&str>) -> &mut Self {
+        self.without_namespace(typ);
+        let mut n = json!({"type": typ});
+        if let Some(p) = path {
+            n["path"] = json!(p);
+        }
+        self.config["linux"]["namespaces"].as_array_mut().expect("namespaces").push(n);
+        self
+    }
+}
+
+/// A private runtime state root (`--root`) for one test, removed on drop.
+pub fn state_root() -> tempfile::TempDir {
+    tempdir("state")
+}
+
+/// Mount points under `prefix` in the host's mount table (for leak checks).
+pub fn mounts_under(prefix: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| Path::new(m).starts_with(prefix))
+        .map(String::from)
+        .collect()
+}
