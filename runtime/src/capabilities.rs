@@ -52,7 +52,9 @@ pub fn drop_bounding(c: Option<&LinuxCapabilities>) -> Result<()> {
 /// what it asked for (CVE-2022-29162: no inheritable capabilities unless
 /// listed).
 pub fn apply(c: Option<&LinuxCapabilities>) -> Result<()> {
-    let empty = LinuxCapabilities::default();
+    // Not `LinuxCapabilities::default()`: oci-spec fills that with a
+    // default set; an absent `capabilities` means none at all.
+    let empty = empty_caps();
     let c = c.unwrap_or(&empty);
     let set = |which: CapSet, v: &CapsHashSet| {
         caps::set(None, which, v).map_err(|e| Error::Init(format!("set {which:?} capabilities: {e}")))
@@ -77,4 +79,15 @@ pub fn apply(c: Option<&LinuxCapabilities>) -> Result<()> {
             .map_err(|e| Error::Init(format!("raise ambient capability {a}: {e}")))?;
     }
     Ok(())
+}
+
+/// A `LinuxCapabilities` with every set present and empty.
+pub fn empty_caps() -> LinuxCapabilities {
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(HashSet::new()));
+    c.set_effective(Some(HashSet::new()));
+    c.set_inheritable(Some(HashSet::new()));
+    c.set_permitted(Some(HashSet::new()));
+    c.set_ambient(Some(HashSet::new()));
+    c
 }

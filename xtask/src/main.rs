@@ -1,1 +1,102 @@
-fn main() {}
+//! Developer tasks: `cargo xtask demo | test | bench`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("demo") => demo(),
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask demo | test [cargo test args] | bench [runtime|all]");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = r {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut c: Command) -> Result<()> {
+    let desc = format!("{c:?}");
+    let st = c.status().with_context(|| format!("spawn {desc}"))?;
+    if !st.success() {
+        bail!("{desc} failed: {st}");
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+/// Build berth-runtime, make a busybox bundle, run it.
+fn demo() -> Result<()> {
+    let mut b = cargo();
+    b.args(["build", "--release", "-p", "berth-runtime"]);
+    run(b)?;
+    let rt = target_dir().join("release/berth-runtime");
+    let bundle = berth_testkit::Bundle::new(&rt);
+    let mut bundle = bundle;
+    bundle
+        .set_script(
+            "echo \"hello from $(hostname), pid $$, uid $(id -u)\"; echo 'processes:'; ps -o pid,args; echo 'network:'; ip -o link | cut -d: -f2",
+        )
+        .edit(|c| c["hostname"] = serde_json::json!("berth-demo"))
+        .save();
+    let state = berth_testkit::state_root();
+    println!("$ berth-runtime run --bundle {} demo", bundle.path().display());
+    let mut c = Command::new(&rt);
+    c.arg("--root").arg(state.path()).args(["run", "--bundle"]).arg(bundle.path()).arg("demo");
+    run(c)?;
+    println!("demo: ok ({} , bundle from busybox-static)", rt.display());
+    Ok(())
+}
+
+/// Build everything, run every test, report named skips.
+fn test(extra: &[String]) -> Result<()> {
+    let skip_log = target_dir().join("berth-skips.log");
+    let _ = std::fs::create_dir_all(target_dir());
+    let _ = std::fs::remove_file(&skip_log);
+    // Binaries other packages' tests drive (conformance runs berth-runtime).
+    let mut b = cargo();
+    b.args(["build", "--workspace", "--bins"]);
+    run(b)?;
+    let mut l = cargo();
+    l.args(["clippy", "--workspace", "--all-targets", "--quiet"]);
+    run(l).context("clippy (deny-level lints, e.g. undocumented unsafe blocks)")?;
+    let mut t = cargo();
+    t.args(["test", "--workspace"])
+        .args(extra)
+        .env("BERTH_SKIP_LOG", &skip_log)
+        .env("BERTH_RUNTIME", target_dir().join("debug/berth-runtime"));
+    let r = run(t);
+    let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
+    let n = skips.lines().count();
+    println!("\nnamed skips: {n}");
+    for l in skips.lines() {
+        println!("  {l}");
+    }
+    r
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let mut b = cargo();
+    b.args(["run", "--release", "-p", "berth-benches", "--bin", "compare", "--"]).args(args);
+    run(b)
+}

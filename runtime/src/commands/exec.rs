@@ -3,7 +3,7 @@ use std::os::fd::AsRawFd;
 
 use anyhow::{bail, Context, Result};
 use berth_runtime::{console, container, exec, foreground, sys};
-use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
+use oci_spec::runtime::{Capability, Process};
 
 use super::Ctx;
 use crate::cli::ExecArgs;
@@ -45,7 +45,7 @@ fn build_process(a: &ExecArgs, ctx: &Ctx) -> Result<Process> {
         p.set_no_new_privileges(Some(true));
     }
     if !a.cap.is_empty() {
-        let mut c = p.capabilities().clone().unwrap_or_else(LinuxCapabilities::default);
+        let mut c = p.capabilities().clone().unwrap_or_else(berth_runtime::capabilities::empty_caps);
         let extra: HashSet<Capability> = a
             .cap
             .iter()

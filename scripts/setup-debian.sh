@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install everything Berth's build, demo and tests need on Debian 12, as root.
+# Idempotent: safe to run again.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup-debian.sh: run as root (it installs Debian packages)" >&2
+    exit 1
+fi
+
+packages=(
+    # build
+    build-essential pkg-config libseccomp-dev
+    # fixtures: the busybox rootfs every test uses
+    busybox-static
+    # tools the tests drive: ps, ip, nft, unshare, script
+    procps iproute2 nftables util-linux bsdextrautils time
+    # reference runtimes and engines for conformance, swap-in tests and benches
+    runc crun
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup-debian.sh: cargo not found: install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+echo "setup-debian.sh: all packages present"
