@@ -109,14 +109,15 @@ pub fn finish(spec: &Spec, userns: bool) -> Result<()> {
     }
     let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(path_err("open", "/"))?;
+    // sysctls first: /proc/sys is usually among the read-only paths.
+    for (k, v) in linux.sysctl().iter().flatten() {
+        write_sysctl(k, v)?;
+    }
     for p in linux.readonly_paths().iter().flatten() {
         readonly(root.as_fd(), Path::new(p), userns)?;
     }
     for p in linux.masked_paths().iter().flatten() {
         mask(root.as_fd(), Path::new(p))?;
-    }
-    for (k, v) in linux.sysctl().iter().flatten() {
-        write_sysctl(k, v)?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         remount_ro(root.as_fd(), Path::new("/"), userns)?;
