@@ -132,6 +132,7 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .map_err(io_err("write oom_score_adj of", format!("/proc/{pid}")))?;
         }
+        parent_chan.send(&Msg::Proceed { state: None })?;
         let start_time = state::process_start_time(pid)
             .ok_or_else(|| Error::Init("container init exited during set-up".into()))?;
         let mut st = State {

@@ -99,6 +99,11 @@ fn write_time_offsets(spec: &Spec) -> Result<()> {
 
 /// The container's init. Never returns.
 fn container_init(a: InitArgs) -> ! {
+    // The intermediate process reports our pid on the same channel: wait
+    // for the parent's go-ahead, so our messages never overtake that one.
+    if a.chan.expect("go-ahead for set-up", |m| matches!(m, Msg::Proceed { state: None })).is_err() {
+        sys::exit_now(1);
+    }
     let (peer, state_json) = match setup(&a) {
         Ok(p) => p,
         Err(e) => {

@@ -96,6 +96,9 @@ fn test(extra: &[String]) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
+    let mut r = cargo();
+    r.args(["build", "--release", "-p", "berth-runtime"]);
+    run(r)?;
     let mut b = cargo();
     b.args(["run", "--release", "-p", "berth-benches", "--bin", "compare", "--"]).args(args);
     run(b)

@@ -1,0 +1,131 @@
+//! One module per subcommand: an `Args` struct and
+//! `pub fn run(args, &Ctx) -> anyhow::Result<ExitCode>`.
+//!
+//! To add a subcommand: write `commands/<name>.rs` with `Args` and `run`,
+//! add `mod <name>;`, a variant to [`Command`] and an arm to [`run`].
+
+mod format;
+mod image;
+mod images;
+mod import;
+mod load;
+mod login;
+mod progress;
+mod pull;
+mod push;
+mod rmi;
+mod save;
+mod system;
+mod tag;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+/// Options every subcommand shares (as podman's).
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Persistent storage root (default /var/lib/berth; rootless $XDG_DATA_HOME/berth)
+    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Runtime state root (default /run/berth; rootless $XDG_RUNTIME_DIR/berth)
+    #[arg(long, global = true, env = "BERTH_RUNROOT", value_name = "DIR")]
+    pub runroot: Option<PathBuf>,
+}
+
+/// What every command gets: resolved global options.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+}
+
+impl Ctx {
+    pub fn new(g: GlobalArgs) -> Ctx {
+        let rootless = !nix_is_root();
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        let root = g
+            .root
+            .unwrap_or_else(|| match (rootless, std::env::var_os("XDG_DATA_HOME")) {
+                (false, _) => PathBuf::from("/var/lib/berth"),
+                (true, Some(x)) => PathBuf::from(x).join("berth"),
+                (true, None) => home.join(".local/share/berth"),
+            });
+        let runroot =
+            g.runroot
+                .unwrap_or_else(|| match (rootless, std::env::var_os("XDG_RUNTIME_DIR")) {
+                    (false, _) => PathBuf::from("/run/berth"),
+                    (true, Some(x)) => PathBuf::from(x).join("berth"),
+                    (true, None) => {
+                        std::env::temp_dir().join(format!("berth-run-{}", std::process::id()))
+                    }
+                });
+        Ctx { root, runroot }
+    }
+
+    /// Open the image store.
+    pub fn store(&self) -> anyhow::Result<berth_storage::Store> {
+        berth_storage::Store::open(&self.root, &self.runroot)
+            .with_context(|| format!("open image store at {}", self.root.display()))
+    }
+}
+
+fn nix_is_root() -> bool {
+    // `id -u` without a libc dependency: /proc/self/status has the euid.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create an image from a rootfs tarball (`-` for stdin)
+    Import(import::Args),
+    /// List images
+    Images(images::Args),
+    /// Manage images
+    Image(image::Args),
+    /// Pull an image from a registry
+    Pull(pull::Args),
+    /// Push an image to a registry
+    Push(push::Args),
+    /// Store registry credentials (Docker config.json)
+    Login(login::Args),
+    /// Forget registry credentials
+    Logout(login::LogoutArgs),
+    /// Add a name to an image
+    Tag(tag::Args),
+    /// Remove images
+    Rmi(rmi::Args),
+    /// Write images to an archive
+    Save(save::Args),
+    /// Load images from an archive
+    Load(load::Args),
+    /// Store maintenance
+    System(system::Args),
+}
+
+pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Import(a) => import::run(a, ctx),
+        Command::Images(a) => images::run(a, ctx),
+        Command::Image(a) => image::run(a, ctx),
+        Command::Pull(a) => pull::run(a, ctx),
+        Command::Push(a) => push::run(a, ctx),
+        Command::Login(a) => login::run(a, ctx),
+        Command::Logout(a) => login::logout(a, ctx),
+        Command::Tag(a) => tag::run(a, ctx),
+        Command::Rmi(a) => rmi::run(a, ctx),
+        Command::Save(a) => save::run(a, ctx),
+        Command::Load(a) => load::run(a, ctx),
+        Command::System(a) => system::run(a, ctx),
+    }
+}

@@ -1,0 +1,34 @@
+//! `berth`: docker-like verbs over the Berth libraries. Only glue: clap
+//! arguments → `commands::<name>::run` → library calls; one exit point.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Daemonless containers and images",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: commands::GlobalArgs,
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = commands::Ctx::new(cli.global);
+    match commands::run(cli.command, &ctx) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::from(125)
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! `setup`: validate, then apply, rolling back on failure.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::netlink::{format_mac, Netlink};
+use crate::netns::Netns;
+use crate::plan::{check_request, plan, Planned};
+use crate::state::{Lease, LeaseAttachment, LockedState, NetworkState, State};
+use crate::wire::{InterfaceResult, Request, SetupResult};
+use crate::{dns, nft, responder, Error, Options};
+
+/// Something applied that rollback must undo (in reverse order).
+enum Undo {
+    /// A host interface netd created (deleting a veth end removes its
+    /// peer in the netns, with the addresses and routes on it).
+    DeleteLink(String),
+    /// A DNS responder netd started for a network.
+    StopResponder(String),
+    /// The nft table as it was (it is replaced as a whole).
+    RestoreNft(Box<State>),
+}
+
+/// Set up `req` in the network namespace at `netns_path`.
+pub fn setup(netns_path: &Path, req: &Request, opts: &Options) -> Result<SetupResult, Error> {
+    check_request(req)?;
+    let netns = Netns::open(netns_path)?;
+    let mut inside = netns.netlink()?;
+    let mut host = Netlink::open().map_err(Error::NetlinkSocket)?;
+    let locked = LockedState::lock(&opts.state_dir)?;
+    let old = locked.load()?;
+    let planned = plan(req, &old, &mut host, &mut inside, netns_path)?;
+    let new = with_lease(&old, req, &planned, netns_path);
+
+    let mut undo = Vec::new();
+    let mut interfaces = Vec::new();
+    let mut result = apply_links(
+        &planned,
+        &netns,
+        &mut host,
+        &mut inside,
+        &mut undo,
+        &mut interfaces,
+    );
+    if result.is_ok() {
+        result = nft::apply(&new, &opts.nft_table);
+        if result.is_ok() {
+            undo.push(Undo::RestoreNft(Box::new(old)));
+        }
+    }
+    if result.is_ok() {
+        result = start_responders(&planned, opts, &mut undo);
+    }
+    if result.is_ok() {
+        result = locked.save(&new);
+    }
+    if let Err(source) = result {
+        let rollback_failures = rollback(&mut host, opts, undo);
+        return Err(Error::Apply {
+            id: req.container_id.clone(),
+            source: Box::new(source),
+            rollback_failures,
+        });
+    }
+    Ok(SetupResult {
+        container_id: req.container_id.clone(),
+        interfaces,
+        dns_servers: dns_servers(req),
+        port_mappings: req.port_mappings.clone(),
+    })
+}
+
+/// A DNS responder for every DNS-enabled network that lacks one.
+fn start_responders(
+    planned: &[Planned],
+    opts: &Options,
+    undo: &mut Vec<Undo>,
+) -> Result<(), Error> {
+    for p in planned.iter().filter(|p| p.config.dns_enabled) {
+        if responder::ensure(opts, &p.config)? {
+            undo.push(Undo::StopResponder(p.config.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// `state` plus the new lease (and the networks it brings in).
+fn with_lease(state: &State, req: &Request, planned: &[Planned], netns: &Path) -> State {
+    let mut new = state.clone();
+    for p in planned {
+        let created_before = new
+            .networks
+            .get(&p.config.name)
+            .is_some_and(|n| n.created_bridge);
+        let ns = NetworkState {
+            config: p.config.clone(),
+            created_bridge: p.create_bridge || created_before,
+        };
+        new.networks.insert(p.config.name.clone(), ns);
+    }
+    let attachments = planned
+        .iter()
+        .map(|p| LeaseAttachment {
+            network: p.config.name.clone(),
+            ip: p.ip,
+            host_interface: p.host_veth.clone(),
+            interface: p.interface.clone(),
+            aliases: p.aliases.clone(),
+        })
+        .collect();
+    let lease = Lease {
+        container_name: req.container_name.clone(),
+        netns: netns.to_path_buf(),
+        attachments,
+        port_mappings: req.port_mappings.clone(),
+    };
+    new.leases.insert(req.container_id.clone(), lease);
+    new
+}
+
+fn apply_links(
+    planned: &[Planned],
+    netns: &Netns,
+    host: &mut Netlink,
+    inside: &mut Netlink,
+    undo: &mut Vec<Undo>,
+    out: &mut Vec<InterfaceResult>,
+) -> Result<(), Error> {
+    let lo = index_of(inside, "lo")?;
+    inside.set_up(lo, None).map_err(|source| Error::LinkUp {
+        name: "lo".into(),
+        source,
+    })?;
+    for p in planned {
+        let bridge = ensure_bridge(host, p, undo)?;
+        let mtu = p.config.mtu;
+        host.create_veth(&p.host_veth, &p.interface, netns.fd(), mtu)
+            .map_err(|source| Error::CreateVeth {
+                host: p.host_veth.clone(),
+                peer: p.interface.clone(),
+                source,
+            })?;
+        undo.push(Undo::DeleteLink(p.host_veth.clone()));
+        let hv = index_of(host, &p.host_veth)?;
+        host.set_up(hv, Some(bridge))
+            .map_err(|source| Error::LinkUp {
+                name: p.host_veth.clone(),
+                source,
+            })?;
+        out.push(configure_inside(inside, p)?);
+    }
+    Ok(())
+}
+
+/// The bridge's index, creating and addressing it when needed.
+fn ensure_bridge(host: &mut Netlink, p: &Planned, undo: &mut Vec<Undo>) -> Result<u32, Error> {
+    let n = &p.config;
+    if p.create_bridge {
+        host.create_bridge(&n.bridge, random_mac(), n.mtu)
+            .map_err(|source| Error::CreateBridge {
+                name: n.bridge.clone(),
+                source,
+            })?;
+        undo.push(Undo::DeleteLink(n.bridge.clone()));
+        // Only on interfaces netd creates: 127.0.0.0/8 sources may be routed
+        // out of the bridge (DNAT of published ports from localhost), and
+        // packets arriving on it may be forwarded (hairpin, outbound NAT).
+        sysctl(&n.bridge, "route_localnet", "1")?;
+        sysctl(&n.bridge, "forwarding", if n.internal { "0" } else { "1" })?;
+    }
+    let index = index_of(host, &n.bridge)?;
+    let (gw, prefix) = (n.gateway(), n.subnet.prefix());
+    let has_gw = host
+        .addrs()
+        .map_err(Error::ListHost)?
+        .iter()
+        .any(|a| a.index == index && a.ip == gw);
+    if !has_gw {
+        let addr_err = |source| Error::AddAddr {
+            name: n.bridge.clone(),
+            ip: gw,
+            prefix,
+            source,
+        };
+        host.add_addr(index, gw, prefix, n.subnet.broadcast())
+            .map_err(addr_err)?;
+    }
+    host.set_up(index, None).map_err(|source| Error::LinkUp {
+        name: n.bridge.clone(),
+        source,
+    })?;
+    Ok(index)
+}
+
+fn configure_inside(inside: &mut Netlink, p: &Planned) -> Result<InterfaceResult, Error> {
+    let n = &p.config;
+    let link = inside
+        .link_by_name(&p.interface)
+        .map_err(|source| Error::LookupLink {
+            name: p.interface.clone(),
+            source,
+        })?
+        .ok_or_else(|| Error::LinkVanished {
+            name: p.interface.clone(),
+        })?;
+    let prefix = n.subnet.prefix();
+    inside
+        .add_addr(link.index, p.ip, prefix, n.subnet.broadcast())
+        .map_err(|source| Error::AddAddr {
+            name: p.interface.clone(),
+            ip: p.ip,
+            prefix,
+            source,
+        })?;
+    inside
+        .set_up(link.index, None)
+        .map_err(|source| Error::LinkUp {
+            name: p.interface.clone(),
+            source,
+        })?;
+    if p.default_route {
+        let gateway = n.gateway();
+        inside
+            .add_default_route(gateway)
+            .map_err(|source| Error::AddRoute { gateway, source })?;
+    }
+    Ok(InterfaceResult {
+        network: n.name.clone(),
+        name: p.interface.clone(),
+        host_interface: p.host_veth.clone(),
+        mac_address: link.mac.as_ref().map(format_mac).unwrap_or_default(),
+        address: format!("{}/{}", p.ip, prefix),
+        gateway: n.gateway(),
+        default_route: p.default_route,
+    })
+}
+
+pub(crate) fn index_of(nl: &mut Netlink, name: &str) -> Result<u32, Error> {
+    nl.link_by_name(name)
+        .map_err(|source| Error::LookupLink {
+            name: name.to_string(),
+            source,
+        })?
+        .map(|l| l.index)
+        .ok_or_else(|| Error::LinkVanished {
+            name: name.to_string(),
+        })
+}
+
+/// A random unicast, locally administered MAC address.
+fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut mac));
+    if read.is_err() {
+        // Still unique enough per host: derived from the clock and the pid.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let v = t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
+        mac.copy_from_slice(&v.to_be_bytes()[2..]);
+    }
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
+}
+
+fn sysctl(ifname: &str, key: &str, value: &str) -> Result<(), Error> {
+    let path = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{ifname}/{key}"));
+    std::fs::write(&path, value).map_err(|source| Error::Sysctl { path, source })
+}
+
+/// Undo in reverse order; every failure is returned, none stops the rest.
+fn rollback(host: &mut Netlink, opts: &Options, undo: Vec<Undo>) -> Vec<Error> {
+    let mut failures = Vec::new();
+    for u in undo.into_iter().rev() {
+        let done = match u {
+            Undo::DeleteLink(name) => crate::teardown::delete_link(host, &name).map(drop),
+            Undo::StopResponder(network) => responder::stop(&opts.state_dir, &network),
+            Undo::RestoreNft(old) => nft::apply(&old, &opts.nft_table),
+        };
+        if let Err(e) = done {
+            failures.push(e);
+        }
+    }
+    failures
+}
+
+/// The request's DNS servers; else the gateways of DNS-enabled networks;
+/// else the host's non-loopback resolvers when any network has outbound
+/// access.
+fn dns_servers(req: &Request) -> Vec<Ipv4Addr> {
+    if let Some(d) = &req.dns_servers {
+        return d.clone();
+    }
+    let responders: Vec<_> = req
+        .networks
+        .iter()
+        .filter(|a| a.network.dns_enabled)
+        .map(|a| a.network.gateway())
+        .collect();
+    if !responders.is_empty() {
+        return responders;
+    }
+    if req.networks.iter().all(|a| a.network.internal) {
+        return Vec::new();
+    }
+    dns::host_resolvers()
+}

@@ -1,0 +1,10 @@
+use berth_netd::Options;
+
+use crate::NetnsArgs;
+
+pub fn run(args: &NetnsArgs, opts: &Options) -> anyhow::Result<String> {
+    super::setup::check_table(opts)?;
+    let req = super::read_request(args)?;
+    let result = berth_netd::teardown(&args.netns, &req, opts)?;
+    Ok(serde_json::to_string(&result)?)
+}

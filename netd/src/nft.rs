@@ -1,0 +1,242 @@
+//! The nftables ruleset: one table owned by netd, rendered from the state
+//! and replaced atomically in one `nft -f -` transaction after every change.
+//!
+//! Invariant: netd only ever creates, replaces or deletes its own table
+//! (`ip berth` by default); no other table or chain is read or written.
+//! The table is a pure function of the state, so a teardown leaves exactly
+//! the rules of the remaining leases and the last teardown deletes it.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use crate::state::State;
+use crate::wire::Protocol;
+use crate::Error;
+
+/// The default table name (family `ip`).
+pub const DEFAULT_TABLE: &str = "berth";
+
+/// Whether `name` is usable as a table name (and safe to splice in a script).
+pub fn valid_table_name(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic())
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && name.len() <= 64
+}
+
+/// The `nft -f` script that replaces table `table` with the rules `state`
+/// needs (or deletes it when no network is in use).
+pub fn render(state: &State, table: &str) -> String {
+    let mut s = format!("table ip {table} {{}}\ndelete table ip {table}\n");
+    if state.networks.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "table ip {table} {{");
+    s.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n");
+    s.push_str("  chain published {\n");
+    for (id, lease) in &state.leases {
+        let Some(first) = lease.attachments.first() else {
+            continue;
+        };
+        for p in &lease.port_mappings {
+            let daddr = p
+                .host_ip
+                .map(|ip| format!("ip daddr {ip} "))
+                .unwrap_or_default();
+            let proto = match p.protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+            };
+            let _ = writeln!(
+                s,
+                "    {daddr}{proto} dport {} dnat to {}:{} comment \"{}\"",
+                p.host_port,
+                first.ip,
+                p.container_port,
+                comment(id)
+            );
+        }
+    }
+    s.push_str("  }\n");
+    render_postrouting(state, &mut s);
+    render_forward(state, &mut s);
+    s.push_str("}\n");
+    s
+}
+
+/// Masquerade: connections to published ports from 127.0.0.0/8 (they need
+/// a routable source), hairpin connections (a container reaching a
+/// published port of its own network), and outbound traffic of
+/// non-internal networks.
+fn render_postrouting(state: &State, s: &mut String) {
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
+    for n in state.networks.values() {
+        let (br, net) = (&n.config.bridge, n.config.subnet);
+        let _ = writeln!(s, "    oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade");
+        let _ = writeln!(
+            s,
+            "    oifname \"{br}\" ip saddr {net} ct status dnat masquerade"
+        );
+        if !n.config.internal {
+            let _ = writeln!(s, "    oifname != \"{br}\" ip saddr {net} masquerade");
+        }
+    }
+    s.push_str("  }\n");
+}
+
+/// Isolation: nothing is routed into or out of an internal network's
+/// bridge, nor between two netd bridges except to published ports.
+fn render_forward(state: &State, s: &mut String) {
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    for n in state.networks.values().filter(|n| n.config.internal) {
+        let br = &n.config.bridge;
+        let _ = writeln!(s, "    iifname \"{br}\" oifname != \"{br}\" drop");
+        let _ = writeln!(s, "    oifname \"{br}\" iifname != \"{br}\" drop");
+    }
+    // Published ports stay reachable from other networks (through a host
+    // address, DNAT'ed), as from anywhere else.
+    s.push_str("    ct status dnat accept\n");
+    for n in state.networks.values() {
+        let br = &n.config.bridge;
+        for o in state.networks.values().filter(|o| o.config.bridge != *br) {
+            let _ = writeln!(
+                s,
+                "    iifname \"{br}\" oifname \"{}\" drop",
+                o.config.bridge
+            );
+        }
+    }
+    s.push_str("  }\n");
+}
+
+/// A container id made safe for a quoted nft comment.
+fn comment(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(64)
+        .collect()
+}
+
+/// Replace the table with the rules for `state`.
+pub fn apply(state: &State, table: &str) -> Result<(), Error> {
+    run_script(&render(state, table), "apply")
+}
+
+/// Feed `script` to `nft -f -`.
+fn run_script(script: &str, action: &'static str) -> Result<(), Error> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(Error::NftSpawn)?;
+    let write = child
+        .stdin
+        .take()
+        .map(|mut i| i.write_all(script.as_bytes()));
+    let out = child.wait_with_output().map_err(Error::NftSpawn)?;
+    if let Some(Err(e)) = write {
+        return Err(Error::NftSpawn(e));
+    }
+    if !out.status.success() {
+        return Err(Error::NftFailed {
+            action,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Lease, LeaseAttachment, NetworkState};
+    use crate::wire::{NetworkConfig, PortMapping};
+
+    fn state(internal: bool) -> State {
+        let mut st = State::default();
+        let config = NetworkConfig {
+            name: "n".into(),
+            bridge: "br-t".into(),
+            subnet: "10.7.0.0/24".parse().unwrap(),
+            gateway: None,
+            internal,
+            mtu: None,
+            dns_enabled: false,
+        };
+        st.networks.insert(
+            "n".into(),
+            NetworkState {
+                config,
+                created_bridge: true,
+            },
+        );
+        let att = LeaseAttachment {
+            network: "n".into(),
+            ip: "10.7.0.2".parse().unwrap(),
+            host_interface: "bn1".into(),
+            interface: "eth0".into(),
+            aliases: vec![],
+        };
+        let pm = PortMapping {
+            host_ip: None,
+            host_port: 8080,
+            container_port: 80,
+            protocol: Protocol::Udp,
+        };
+        let lease = Lease {
+            container_name: "c".into(),
+            netns: "/x".into(),
+            attachments: vec![att],
+            port_mappings: vec![pm],
+        };
+        st.leases.insert("c\"1".into(), lease);
+        st
+    }
+
+    #[test]
+    fn renders_dnat_and_masquerade() {
+        let r = render(&state(false), "berth");
+        assert!(
+            r.contains("udp dport 8080 dnat to 10.7.0.2:80 comment \"c1\""),
+            "{r}"
+        );
+        assert!(
+            r.contains("oifname != \"br-t\" ip saddr 10.7.0.0/24 masquerade"),
+            "{r}"
+        );
+        assert!(!r.contains("drop"), "{r}");
+    }
+
+    #[test]
+    fn internal_network_is_not_masqueraded() {
+        let r = render(&state(true), "berth");
+        assert!(
+            !r.contains("oifname != \"br-t\" ip saddr 10.7.0.0/24 masquerade"),
+            "{r}"
+        );
+        assert!(
+            r.contains("iifname \"br-t\" oifname != \"br-t\" drop"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn empty_state_deletes_the_table_only() {
+        assert_eq!(
+            render(&State::default(), "t1"),
+            "table ip t1 {}\ndelete table ip t1\n"
+        );
+        assert!(
+            valid_table_name("berth_x1") && !valid_table_name("1x") && !valid_table_name("a b")
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! Validation: everything a setup checks before it changes anything.
+//!
+//! [`check_request`] looks at the request alone; [`plan`] checks it against
+//! the state (other networks, leases, published ports) and the host
+//! (interfaces, addresses, bound ports) and allocates addresses. Nothing
+//! here has side effects beyond reading.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::Path;
+
+use crate::netlink::{Link, Netlink};
+use crate::state::State;
+use crate::wire::{NetworkConfig, PortMapping, Protocol, Request};
+use crate::Error;
+
+/// One attachment, ready to apply.
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    pub config: NetworkConfig,
+    pub ip: Ipv4Addr,
+    /// Host end of the veth pair.
+    pub host_veth: String,
+    /// Name inside the netns.
+    pub interface: String,
+    /// The bridge must be created (it does not exist on the host).
+    pub create_bridge: bool,
+    pub default_route: bool,
+    pub aliases: Vec<String>,
+}
+
+/// Interface names: 1-15 bytes of `[A-Za-z0-9_.-]` (safe in nft scripts).
+pub(crate) fn valid_ifname(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+fn interface_name(req: &Request, i: usize) -> String {
+    req.networks[i]
+        .interface_name
+        .clone()
+        .unwrap_or_else(|| format!("eth{i}"))
+}
+
+/// Checks that need nothing but the request.
+pub(crate) fn check_request(req: &Request) -> Result<(), Error> {
+    if req.container_id.is_empty() {
+        return Err(Error::EmptyContainerId);
+    }
+    if req.networks.is_empty() {
+        return Err(Error::NoNetworks);
+    }
+    let (mut names, mut ifnames) = (BTreeSet::new(), BTreeSet::new());
+    for (i, a) in req.networks.iter().enumerate() {
+        check_network(&a.network)?;
+        if !names.insert(&a.network.name) {
+            return Err(Error::DuplicateNetwork(a.network.name.clone()));
+        }
+        let ifname = interface_name(req, i);
+        if !valid_ifname(&ifname) {
+            return Err(Error::BadInterfaceName(ifname));
+        }
+        if !ifnames.insert(ifname.clone()) {
+            return Err(Error::DuplicateInterface(ifname));
+        }
+        if let Some(ip) = a.static_ip {
+            let n = &a.network;
+            if !n.subnet.contains_host(ip) || ip == n.gateway() {
+                return Err(Error::StaticIpOutsideSubnet {
+                    network: n.name.clone(),
+                    ip,
+                    subnet: n.subnet,
+                });
+            }
+        }
+        for b in &req.networks[..i] {
+            if b.network.subnet.overlaps(&a.network.subnet) {
+                return Err(overlap(&a.network, &b.network));
+            }
+        }
+    }
+    check_ports(&req.port_mappings)
+}
+
+fn check_network(n: &NetworkConfig) -> Result<(), Error> {
+    let name_ok = (1..=64).contains(&n.name.len())
+        && n.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !name_ok {
+        return Err(Error::BadNetworkName(n.name.clone()));
+    }
+    if !valid_ifname(&n.bridge) {
+        return Err(Error::BadInterfaceName(n.bridge.clone()));
+    }
+    if !n.subnet.contains_host(n.gateway()) {
+        return Err(Error::GatewayOutsideSubnet {
+            network: n.name.clone(),
+            gateway: n.gateway(),
+            subnet: n.subnet,
+        });
+    }
+    match n.mtu {
+        Some(mtu) if !(68..=65535).contains(&mtu) => Err(Error::BadMtu {
+            network: n.name.clone(),
+            mtu,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_ports(ports: &[PortMapping]) -> Result<(), Error> {
+    for (i, p) in ports.iter().enumerate() {
+        if p.host_port == 0 || p.container_port == 0 {
+            return Err(Error::ZeroPort);
+        }
+        if ports[..i].iter().any(|q| ports_clash(p, q)) {
+            return Err(Error::DuplicatePort {
+                port: p.host_port,
+                protocol: p.protocol,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether two mappings claim the same host port.
+fn ports_clash(a: &PortMapping, b: &PortMapping) -> bool {
+    a.host_port == b.host_port
+        && a.protocol == b.protocol
+        && (a.host_ip.is_none() || b.host_ip.is_none() || a.host_ip == b.host_ip)
+}
+
+fn overlap(n: &NetworkConfig, other: &NetworkConfig) -> Error {
+    Error::SubnetOverlap {
+        network: n.name.clone(),
+        subnet: n.subnet,
+        other: other.name.clone(),
+        other_subnet: other.subnet,
+    }
+}
+
+/// The host end's name: `vb` and a hash of container id and network, so
+/// it is stable for a container and fits in 15 bytes.
+pub(crate) fn host_veth_name(container_id: &str, network: &str) -> String {
+    // FNV-1a, 32 bits.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in container_id.bytes().chain([0]).chain(network.bytes()) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    format!("vb{h:08x}")
+}
+
+/// Check `req` against the state and the host and allocate addresses.
+pub(crate) fn plan(
+    req: &Request,
+    state: &State,
+    host: &mut Netlink,
+    inside: &mut Netlink,
+    netns: &Path,
+) -> Result<Vec<Planned>, Error> {
+    if state.leases.contains_key(&req.container_id) {
+        return Err(Error::AlreadySetUp(req.container_id.clone()));
+    }
+    let links = host.links().map_err(Error::ListHost)?;
+    let addrs = host.addrs().map_err(Error::ListHost)?;
+    let mut out = Vec::new();
+    let mut routed = false;
+    for (i, a) in req.networks.iter().enumerate() {
+        let n = &a.network;
+        check_against_state(n, state)?;
+        let bridge = links.iter().find(|l| l.name == n.bridge);
+        check_bridge(n, bridge)?;
+        for ad in &addrs {
+            let on = links
+                .iter()
+                .find(|l| l.index == ad.index)
+                .map(|l| l.name.as_str())
+                .unwrap_or("?");
+            if on != n.bridge && addr_overlaps(n, ad.ip, ad.prefix) {
+                let iface = on.to_string();
+                return Err(Error::SubnetOverlapsHost {
+                    network: n.name.clone(),
+                    subnet: n.subnet,
+                    ip: ad.ip,
+                    prefix: ad.prefix,
+                    iface,
+                });
+            }
+        }
+        let ip = allocate(n, a.static_ip, state)?;
+        let host_veth = host_veth_name(&req.container_id, &n.name);
+        if links.iter().any(|l| l.name == host_veth) {
+            return Err(Error::HostInterfaceExists(host_veth));
+        }
+        let interface = interface_name(req, i);
+        let found = inside
+            .link_by_name(&interface)
+            .map_err(|source| Error::LookupLink {
+                name: interface.clone(),
+                source,
+            })?;
+        if found.is_some() {
+            return Err(Error::NetnsInterfaceExists {
+                name: interface,
+                path: netns.to_path_buf(),
+            });
+        }
+        let default_route = !n.internal && !routed;
+        routed |= default_route;
+        let create_bridge = bridge.is_none();
+        let aliases = a.aliases.clone();
+        out.push(Planned {
+            config: n.clone(),
+            ip,
+            host_veth,
+            interface,
+            create_bridge,
+            default_route,
+            aliases,
+        });
+    }
+    check_ports_free(req, state)?;
+    Ok(out)
+}
+
+/// `n` is either known to the state with the same config, or clashes with
+/// no known network.
+fn check_against_state(n: &NetworkConfig, state: &State) -> Result<(), Error> {
+    if let Some(known) = state.networks.get(&n.name) {
+        if known.config != *n {
+            let (subnet, bridge) = (known.config.subnet, known.config.bridge.clone());
+            return Err(Error::NetworkMismatch {
+                network: n.name.clone(),
+                subnet,
+                bridge,
+            });
+        }
+        return Ok(());
+    }
+    for other in state.networks.values() {
+        if other.config.subnet.overlaps(&n.subnet) {
+            return Err(overlap(n, &other.config));
+        }
+        if other.config.bridge == n.bridge {
+            let (network, bridge, other) =
+                (n.name.clone(), n.bridge.clone(), other.config.name.clone());
+            return Err(Error::BridgeInUse {
+                network,
+                bridge,
+                other,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_bridge(n: &NetworkConfig, bridge: Option<&Link>) -> Result<(), Error> {
+    match bridge {
+        Some(l) if l.kind.as_deref() != Some("bridge") => Err(Error::NotABridge {
+            name: n.bridge.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether host address `ip/prefix` shares addresses with `n`'s subnet.
+fn addr_overlaps(n: &NetworkConfig, ip: Ipv4Addr, prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix.min(32)))
+    };
+    let theirs = u32::from(ip) & mask;
+    n.subnet.contains(ip) || u32::from(n.subnet.network()) & mask == theirs
+}
+
+fn allocate(
+    n: &NetworkConfig,
+    static_ip: Option<Ipv4Addr>,
+    state: &State,
+) -> Result<Ipv4Addr, Error> {
+    if let Some(ip) = static_ip {
+        return match state.ip_owner(&n.name, ip) {
+            Some(owner) => Err(Error::IpInUse {
+                network: n.name.clone(),
+                ip,
+                owner: owner.to_string(),
+            }),
+            None => Ok(ip),
+        };
+    }
+    let gw = n.gateway();
+    n.subnet
+        .hosts()
+        .find(|&ip| ip != gw && state.ip_owner(&n.name, ip).is_none())
+        .ok_or(Error::SubnetFull {
+            network: n.name.clone(),
+            subnet: n.subnet,
+        })
+}
+
+/// No other lease publishes the same port, and the host can bind it.
+fn check_ports_free(req: &Request, state: &State) -> Result<(), Error> {
+    for p in &req.port_mappings {
+        for (owner, lease) in &state.leases {
+            if lease.port_mappings.iter().any(|q| ports_clash(p, q)) {
+                let owner = owner.clone();
+                return Err(Error::PortPublished {
+                    port: p.host_port,
+                    protocol: p.protocol,
+                    owner,
+                });
+            }
+        }
+        let addr = (p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host_port);
+        let bound = match p.protocol {
+            Protocol::Tcp => TcpListener::bind(addr).map(drop),
+            Protocol::Udp => UdpSocket::bind(addr).map(drop),
+        };
+        bound.map_err(|source| Error::PortInUse {
+            port: p.host_port,
+            protocol: p.protocol,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Attachment;
+
+    fn req(nets: &[(&str, &str)]) -> Request {
+        let networks = nets
+            .iter()
+            .map(|(name, subnet)| Attachment {
+                network: NetworkConfig {
+                    name: name.to_string(),
+                    bridge: format!("br-{name}"),
+                    subnet: subnet.parse().unwrap(),
+                    gateway: None,
+                    internal: false,
+                    mtu: None,
+                    dns_enabled: false,
+                },
+                interface_name: None,
+                static_ip: None,
+                aliases: vec![],
+            })
+            .collect();
+        Request {
+            container_id: "c".into(),
+            container_name: "c".into(),
+            networks,
+            port_mappings: vec![],
+            dns_servers: None,
+        }
+    }
+
+    fn check(r: &Request, want: Option<crate::wire::ErrorCode>) {
+        assert_eq!(check_request(r).err().map(|e| e.code()), want, "{r:?}");
+    }
+
+    #[test]
+    fn request_checks() {
+        use crate::wire::ErrorCode::*;
+        check(&req(&[("a", "10.1.0.0/24")]), None);
+        check(
+            &req(&[("a", "10.1.0.0/24"), ("b", "10.1.0.0/16")]),
+            Some(Conflict),
+        );
+        check(
+            &req(&[("a", "10.1.0.0/24"), ("a", "10.2.0.0/24")]),
+            Some(InvalidRequest),
+        );
+        check(&req(&[]), Some(InvalidRequest));
+        let mut r = req(&[("a", "10.1.0.0/24")]);
+        r.networks[0].static_ip = Some(Ipv4Addr::new(10, 2, 0, 5));
+        check(&r, Some(InvalidRequest));
+        r.networks[0].static_ip = Some(Ipv4Addr::new(10, 1, 0, 1));
+        check(&r, Some(InvalidRequest));
+        let mut r = req(&[("a", "10.1.0.0/24")]);
+        r.networks[0].network.bridge = "a-very-long-bridge".into();
+        check(&r, Some(InvalidRequest));
+        let mut r = req(&[("a", "10.1.0.0/24")]);
+        let pm = PortMapping {
+            host_ip: None,
+            host_port: 80,
+            container_port: 80,
+            protocol: Protocol::Tcp,
+        };
+        r.port_mappings = vec![
+            pm,
+            PortMapping {
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                ..pm
+            },
+        ];
+        check(&r, Some(InvalidRequest));
+        r.port_mappings[1].protocol = Protocol::Udp;
+        check(&r, None);
+    }
+
+    #[test]
+    fn veth_names_fit_and_differ() {
+        let a = host_veth_name("c1", "n");
+        assert!(valid_ifname(&a) && a.len() == 10);
+        assert_ne!(a, host_veth_name("c2", "n"));
+        assert_ne!(a, host_veth_name("c1", "m"));
+    }
+}

@@ -1,0 +1,335 @@
+//! The JSON contract between `berth-netd` and its caller (the engine).
+//!
+//! This module is the only place the wire format is defined; both ends
+//! (the engine serializing a request, `berth-netd` answering it) use these
+//! types. `netd/PROTOCOL.md` documents them field by field.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The request read from stdin (or `--file`) by `setup` and `teardown`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The container id; the lease key: one setup per id at a time.
+    pub container_id: String,
+    /// The container name (recorded with the lease, answered by DNS later).
+    pub container_name: String,
+    /// The networks to attach, in order: the first one gets `eth0`, and
+    /// published ports are forwarded to its address.
+    pub networks: Vec<Attachment>,
+    /// Ports published on the host.
+    #[serde(default)]
+    pub port_mappings: Vec<PortMapping>,
+    /// DNS servers to report; default: the host's non-loopback resolvers
+    /// (none when every network is internal).
+    #[serde(default)]
+    pub dns_servers: Option<Vec<Ipv4Addr>>,
+}
+
+/// One network the container joins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// The network's configuration (the engine owns network definitions).
+    pub network: NetworkConfig,
+    /// Interface name inside the netns; default `eth<index>`.
+    #[serde(default)]
+    pub interface_name: Option<String>,
+    /// A static address instead of the next free one.
+    #[serde(default)]
+    pub static_ip: Option<Ipv4Addr>,
+    /// Extra names the container answers to on this network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// A bridge network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// The network name (unique among configured networks).
+    pub name: String,
+    /// The bridge interface (at most 15 bytes); created if missing.
+    pub bridge: String,
+    /// The IPv4 subnet, e.g. `10.89.0.0/24`.
+    pub subnet: Subnet,
+    /// The bridge address and the containers' default gateway; default:
+    /// the first host address of the subnet.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    /// No outbound NAT, no default route, no forwarding off the bridge.
+    #[serde(default)]
+    pub internal: bool,
+    /// MTU for the bridge and the veth pair; default: the kernel's (1500).
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// Run a DNS responder on the gateway address answering container
+    /// names and aliases of this network (user-defined networks).
+    #[serde(default)]
+    pub dns_enabled: bool,
+}
+
+impl NetworkConfig {
+    /// The gateway, defaulting to the first host address of the subnet.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway.unwrap_or_else(|| self.subnet.first_host())
+    }
+}
+
+/// A published port: `HOST_IP:HOST_PORT -> CONTAINER_PORT/PROTOCOL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortMapping {
+    /// Only traffic to this host address; default: every local address.
+    #[serde(default)]
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// What `setup` prints on success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupResult {
+    pub container_id: String,
+    /// One entry per attachment, in request order.
+    pub interfaces: Vec<InterfaceResult>,
+    pub dns_servers: Vec<Ipv4Addr>,
+    /// The published ports, as applied.
+    pub port_mappings: Vec<PortMapping>,
+}
+
+/// One configured interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceResult {
+    pub network: String,
+    /// The name inside the netns.
+    pub name: String,
+    /// The host end of the veth pair (attached to the bridge).
+    pub host_interface: String,
+    /// `aa:bb:cc:dd:ee:ff`, of the interface inside the netns.
+    pub mac_address: String,
+    /// The container's address in CIDR form, e.g. `10.89.0.2/24`.
+    pub address: String,
+    pub gateway: Ipv4Addr,
+    /// Whether a default route via `gateway` was added (the first
+    /// non-internal network only).
+    pub default_route: bool,
+}
+
+/// What `teardown` prints on success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeardownResult {
+    pub container_id: String,
+    /// Host-side interfaces removed.
+    pub removed_interfaces: Vec<String>,
+    /// Bridges removed because no container used them any more.
+    pub removed_bridges: Vec<String>,
+}
+
+/// What either command prints on failure (and exits with `code`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// The full error chain, outermost first, joined by `: `.
+    pub error: String,
+    /// The exit status, see [`ErrorCode`].
+    pub code: i32,
+    /// Teardown: one message per failed step (all steps are attempted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+/// Exit statuses (and the `code` field of [`ErrorReply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ErrorCode {
+    /// Unexpected failure (state dir, nft missing, ...).
+    Internal = 1,
+    /// The request is malformed or invalid on its own.
+    InvalidRequest = 2,
+    /// The request conflicts with the host or other containers (overlapping
+    /// subnet, address or port in use, container already set up).
+    Conflict = 3,
+    /// Something named does not exist (netns, lease).
+    NotFound = 4,
+    /// Applying failed; what was applied was rolled back.
+    ApplyFailed = 5,
+    /// Teardown finished but some steps failed (see `details`).
+    TeardownIncomplete = 6,
+}
+
+/// An IPv4 subnet in CIDR form; serialized as `"10.89.0.0/24"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Subnet {
+    network: Ipv4Addr,
+    prefix: u8,
+}
+
+impl Subnet {
+    /// A subnet; host bits of `addr` must be zero and `prefix` at most 30
+    /// (there must be room for a gateway and a container).
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Subnet, SubnetParseError> {
+        if prefix > 30 {
+            return Err(SubnetParseError::Prefix(prefix));
+        }
+        let s = Subnet {
+            network: addr,
+            prefix,
+        };
+        if u32::from(addr) & !s.mask() != 0 {
+            return Err(SubnetParseError::HostBits(addr, prefix));
+        }
+        Ok(s)
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        self.network
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !self.mask())
+    }
+
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    /// Whether `ip` is a usable host address (not network, not broadcast).
+    pub fn contains_host(&self, ip: Ipv4Addr) -> bool {
+        self.contains(ip) && ip != self.network && ip != self.broadcast()
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.network)
+    }
+
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        self.contains(other.network) || other.contains(self.network)
+    }
+
+    /// Every usable host address, in order.
+    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
+        (u32::from(self.network) + 1..u32::from(self.broadcast())).map(Ipv4Addr::from)
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubnetParseError {
+    #[error("subnet {0:?} is not in ADDRESS/PREFIX form")]
+    Syntax(String),
+    #[error("subnet prefix /{0} is longer than /30")]
+    Prefix(u8),
+    #[error("subnet {0}/{1} has host bits set")]
+    HostBits(Ipv4Addr, u8),
+}
+
+impl FromStr for Subnet {
+    type Err = SubnetParseError;
+    fn from_str(s: &str) -> Result<Subnet, SubnetParseError> {
+        let syntax = || SubnetParseError::Syntax(s.to_string());
+        let (a, p) = s.split_once('/').ok_or_else(syntax)?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| syntax())?;
+        let prefix: u8 = p.parse().map_err(|_| syntax())?;
+        Subnet::new(addr, prefix)
+    }
+}
+
+impl Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Subnet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Subnet, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_subnet(s: &str, ok: bool) {
+        assert_eq!(s.parse::<Subnet>().is_ok(), ok, "{s}");
+    }
+
+    #[test]
+    fn subnet_parse() {
+        check_subnet("10.89.0.0/24", true);
+        check_subnet("10.89.0.1/24", false);
+        check_subnet("10.89.0.0/31", false);
+        check_subnet("10.89.0.0", false);
+        check_subnet("10.89.0/24", false);
+    }
+
+    #[test]
+    fn subnet_overlap_and_hosts() {
+        let a: Subnet = "10.0.0.0/16".parse().unwrap();
+        let b: Subnet = "10.0.5.0/24".parse().unwrap();
+        let c: Subnet = "10.1.0.0/24".parse().unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!a.overlaps(&c));
+        let d: Subnet = "192.168.1.0/30".parse().unwrap();
+        let hosts: Vec<_> = d.hosts().collect();
+        assert_eq!(
+            hosts,
+            vec![Ipv4Addr::new(192, 168, 1, 1), Ipv4Addr::new(192, 168, 1, 2)]
+        );
+        assert!(!d.contains_host(Ipv4Addr::new(192, 168, 1, 3)));
+    }
+
+    #[test]
+    fn request_roundtrip_and_defaults() {
+        let j = r#"{"container_id":"c1","container_name":"web","networks":[
+            {"network":{"name":"n","bridge":"br0","subnet":"10.9.0.0/24"}}],
+            "port_mappings":[{"host_port":8080,"container_port":80}]}"#;
+        let r: Request = serde_json::from_str(j).unwrap();
+        assert_eq!(r.networks[0].network.gateway(), Ipv4Addr::new(10, 9, 0, 1));
+        assert_eq!(r.port_mappings[0].protocol, Protocol::Tcp);
+        let back: Request = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        assert!(serde_json::from_str::<Request>(r#"{"container_id":"c"}"#).is_err());
+    }
+}
