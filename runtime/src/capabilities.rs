@@ -8,8 +8,14 @@ use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
 use crate::error::{Error, Result};
 
+/// The capabilities this kernel knows (probed once: ~40 prctl calls).
+fn supported() -> &'static CapsHashSet {
+    static SUPPORTED: std::sync::OnceLock<CapsHashSet> = std::sync::OnceLock::new();
+    SUPPORTED.get_or_init(caps::runtime::thread_all_supported)
+}
+
 fn convert(set: &Option<Capabilities>) -> Result<CapsHashSet> {
-    let supported = caps::runtime::thread_all_supported();
+    let supported = supported();
     let mut out = HashSet::new();
     for c in set.iter().flatten() {
         let name = format!("CAP_{c}");
@@ -38,7 +44,7 @@ pub fn drop_bounding(c: Option<&LinuxCapabilities>) -> Result<()> {
         Some(c) => convert(c.bounding())?,
         None => HashSet::new(),
     };
-    for cap in caps::runtime::thread_all_supported() {
+    for &cap in supported() {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)
                 .map_err(|e| Error::Init(format!("drop {cap} from bounding set: {e}")))?;

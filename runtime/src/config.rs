@@ -43,7 +43,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         Err(e) => return bad(format!("root.path {}: {e}", rootfs.display())),
     }
     let Some(process) = spec.process() else { return bad("process is required".into()) };
-    if process.args().as_ref().map_or(true, |a| a.is_empty()) {
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return bad("process.args must not be empty".into());
     }
     if !process.cwd().is_absolute() {

@@ -24,7 +24,7 @@ pub fn open_pty(root: BorrowedFd<'_>, size: Option<(u16, u16)>) -> Result<Pty> {
     let rel = fsutil::resolve_in_root(root, Path::new("/dev/pts/ptmx"))?;
     let master = fsutil::open_resolved(root, &rel, OFlag::O_RDWR | OFlag::O_NOCTTY)
         .map_err(|e| Error::Path { op: "open", path: "/dev/pts/ptmx".into(), source: e })?;
-    let magic = nix::sys::statfs::fstatfs(&master).map(|s| s.filesystem_type().0 as i64).unwrap_or(0);
+    let magic = nix::sys::statfs::fstatfs(&master).map(|s| s.filesystem_type().0).unwrap_or(0);
     if magic != DEVPTS_SUPER_MAGIC {
         return Err(Error::InvalidConfig("/dev/pts/ptmx is not on a devpts filesystem".into()));
     }

@@ -40,7 +40,7 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
         _ => return Err(Error::BadStatus { id: o.id.into(), status: st.status.to_string(), expected: "running" }),
     }
     let p = &o.process;
-    if p.args().as_ref().map_or(true, |a| a.is_empty()) {
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::InvalidConfig("exec: process args must not be empty".into()));
     }
     if !p.cwd().is_absolute() {

@@ -58,5 +58,5 @@ pub fn debug(msg: &str) {
 
 /// Whether errors already go to stderr through the log (no `--log` given).
 pub fn logs_to_stderr() -> bool {
-    CONFIG.get().map_or(true, |c| c.path.is_none())
+    CONFIG.get().is_none_or(|c| c.path.is_none())
 }

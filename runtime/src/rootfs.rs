@@ -186,7 +186,7 @@ pub fn open_proc() -> Result<OwnedFd> {
 }
 
 fn check_procfs(fd: &OwnedFd, what: &Path) -> Result<()> {
-    let magic = nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type().0 as i64).unwrap_or(0);
+    let magic = nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type().0).unwrap_or(0);
     if magic != PROC_SUPER_MAGIC {
         return Err(Error::InvalidConfig(format!("{} is not on procfs", what.display())));
     }

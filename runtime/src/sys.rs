@@ -22,10 +22,10 @@ pub enum Forked {
 /// helper threads), so the child is a faithful single-threaded copy and may
 /// allocate, lock and run arbitrary code.
 pub fn fork() -> nix::Result<Forked> {
+    debug_assert!(is_single_threaded(), "fork with more than one thread");
     // SAFETY: fork is only unsound when other threads hold locks the child
     // later needs. berth-runtime is single-threaded at every call site: it
-    // never spawns threads (checked by `assert_single_threaded` in debug builds).
-    debug_assert!(is_single_threaded(), "fork with more than one thread");
+    // never spawns threads (asserted above in debug builds).
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         ForkResult::Child => Ok(Forked::Child),
@@ -51,7 +51,7 @@ pub fn close_range_from(first: u32, cloexec_only: bool) -> nix::Result<()> {
     // callers own every descriptor in the range: they are either about to
     // exec (and hold no `OwnedFd` above `first` that is used afterwards) or
     // only set CLOEXEC, which does not invalidate any descriptor.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags as u32) };
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) };
     Errno::result(r).map(drop)
 }
 

@@ -34,10 +34,11 @@ fn malformed_and_invalid_configs() {
         return;
     }
     let rt = Rt::new();
-    let mut b = bundle("true");
+    let b = bundle("true");
     std::fs::write(b.path().join("config.json"), "{ this is not json").unwrap();
     check_refused(&rt, &b, "config");
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (Box::new(|c| c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "bogus"}))), "bogus"),
         (Box::new(|c| c["process"]["args"] = json!([])), "args"),
         (Box::new(|c| c["process"]["cwd"] = json!("relative")), "cwd"),
