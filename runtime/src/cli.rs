@@ -223,8 +223,7 @@ pub fn normalize_args(args: Vec<String>) -> Vec<String> {
     let mut collect = |c: &clap::Command| {
         for a in c.get_arguments() {
             if let Some(l) = a.get_long() {
-                let takes = a.get_num_args().map(|n| n.takes_values()).unwrap_or(false)
-                    && !matches!(a.get_action(), clap::ArgAction::SetTrue | clap::ArgAction::SetFalse | clap::ArgAction::Count);
+                let takes = a.get_action().takes_values();
                 longs.push((l.to_string(), takes));
             }
         }
