@@ -81,7 +81,7 @@ fn test(extra: &[String]) -> Result<()> {
     l.args(["clippy", "--workspace", "--all-targets", "--quiet"]);
     run(l).context("clippy (deny-level lints, e.g. undocumented unsafe blocks)")?;
     let mut t = cargo();
-    t.args(["test", "--workspace"])
+    t.args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
         .env("BERTH_SKIP_LOG", &skip_log)
         .env("BERTH_RUNTIME", target_dir().join("debug/berth-runtime"));
