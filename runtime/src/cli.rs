@@ -77,6 +77,10 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print what this runtime supports (JSON)
     Features,
+    /// Update a container's resource limits
+    Update(UpdateArgs),
+    /// Print resource usage statistics and OOM notifications (JSON)
+    Events(EventsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -213,6 +217,69 @@ pub struct SpecArgs {
     pub rootless: bool,
 }
 
+/// `update`: runc's flags; `--resources` (a LinuxResources JSON file or `-`)
+/// first, the flags over it.
+#[derive(Args, Debug, Default)]
+pub struct UpdateArgs {
+    /// LinuxResources JSON file, or - for stdin
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    /// Per cgroup block IO weight (10-1000)
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period (µs)
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota (µs), -1 for none
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
+    pub cpu_share: Option<u64>,
+    /// CPU realtime period (µs)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime (µs)
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs to use (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Obsolete, ignored
+    #[arg(long = "kernel-memory", hide = true)]
+    pub kernel_memory: Option<String>,
+    /// Obsolete, ignored
+    #[arg(long = "kernel-memory-tcp", hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (bytes, or with a k/m/g suffix), -1 for none
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit, -1 for unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids, -1 for none
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Print one stats event and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Interval between stats events (Go duration: 5s, 500ms, 1m)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    pub id: String,
+}
+
 /// Go's flag package accepts `-long-flag`; go-runc and conmon use it (e.g.
 /// `-no-subreaper`). Rewrite single-dash long flags clap knows to `--`,
 /// up to the first positional argument of the subcommand.
@@ -311,6 +378,8 @@ mod tests {
             "r delete --force id", "r run -d --keep -b b id", "r exec -t --console-socket s -e A=b -u 1:2 --cap CAP_KILL -d --pid-file p id sh -c x",
             "r exec --process p.json id", "r list -f json", "r list -q", "r ps -f json id", "r ps id -o pid",
             "r pause id", "r resume id", "r spec --rootless -b d", "r features",
+            "r update --resources - --memory 64m --memory-swap -1 --cpu-quota -1 --cpu-share 512 --pids-limit 9 id",
+            "r update --cpu-shares 2 --kernel-memory 1 --cpuset-cpus 0 id", "r events --stats --interval 1s id",
         ] {
             let args = norm(line);
             if let Err(e) = Cli::try_parse_from(&args) {

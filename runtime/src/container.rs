@@ -52,8 +52,10 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
             "cannot allocate a terminal without a console socket (--console-socket)".into(),
         ));
     }
+    let mut seccomp_listener = None;
     if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         crate::seccomp::validate(s)?;
+        seccomp_listener = crate::seccomp::connect_listener(s)?;
     }
     let linux = spec.linux().as_ref().expect("validated");
     let nsplan = ns::plan(linux)?;
@@ -75,6 +77,10 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
         }
         Err(e) => return Err(e),
     };
+    if let (Some(cg), Some(res)) = (&cgroup, linux.resources()) {
+        // Before any cgroup or process exists.
+        cgroups::validate(cg, res)?;
+    }
     let listen_fds = listen_fds();
     let mut extra_env = Vec::new();
     if let Some(n) = listen_fds {
@@ -97,6 +103,7 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
         extra_env,
         cgroup: cgroup.clone(),
         ns: nsplan,
+        seccomp_listener,
     };
     let child = match sys::fork().map_err(crate::error::sys("fork"))? {
         Forked::Child => {
@@ -115,8 +122,9 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
             write_id_maps(child.as_raw(), linux, o.rootless)?;
         }
         if let Some(cg) = &cgroup {
-            cg.create_and_enter(child.as_raw())?;
+            // Armed first: a create_and_enter that fails half-way is undone too.
             guard.cgroup = Some(cg.clone());
+            cg.create_and_enter(child.as_raw())?;
             if let Some(res) = linux.resources() {
                 crate::cgroups::apply_resources(cg, res)?;
             }

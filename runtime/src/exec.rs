@@ -73,12 +73,17 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
             setns(fd, ns::clone_flag(*t)).map_err(sys_err(format!("join {} namespace", ns::proc_name(*t))))?;
         }
     }
+    let seccomp = linux.seccomp().as_ref();
+    let listener = match seccomp {
+        Some(s) => crate::seccomp::connect_listener(s)?,
+        None => None,
+    };
     let (parent, child) = sync::pair()?;
     let cg = st.cgroup_path.as_deref().map(cgroups::from_saved);
     let pid = match sys::fork().map_err(sys_err("fork"))? {
         Forked::Child => {
             drop(parent);
-            let e = child_side(&child, &fds, has_user, &o, config);
+            let e = child_side(&child, &fds, has_user, &o, config, listener);
             let _ = child.send(&Msg::Error { msg: crate::error::chain(&e) });
             sys::exit_now(1);
         }
@@ -89,7 +94,13 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
         if let Some(cg) = &cg {
             cg.enter(pid.as_raw())?;
         }
-        parent.send(&Msg::Proceed { state: None })?;
+        // The seccomp agent gets the exec'd process's host pid, which only
+        // the parent knows.
+        let payload = match (seccomp, &listener) {
+            (Some(s), Some(_)) => Some(crate::seccomp::notify::payload(s, &crate::container::state_json(&st), Some(pid.as_raw()))?),
+            _ => None,
+        };
+        parent.send(&Msg::Proceed { state: payload })?;
         match parent.recv()? {
             None => Ok(()), // the socket closed on exec
             Some(Msg::Error { msg }) => Err(Error::Init(msg)),
@@ -113,9 +124,17 @@ fn child_side(
     has_user: bool,
     o: &ExecOpts<'_>,
     config: &oci_spec::runtime::Spec,
+    listener: Option<OwnedFd>,
 ) -> Error {
     let r = (|| -> Result<Error> {
-        chan.expect("cgroup", |m| matches!(m, Msg::Proceed { .. }))?;
+        let payload = match chan.expect("cgroup", |m| matches!(m, Msg::Proceed { .. }))? {
+            Msg::Proceed { state } => state,
+            _ => unreachable!("checked by expect"),
+        };
+        let notify = match (listener, payload) {
+            (Some(sock), Some(p)) => Some(crate::seccomp::Notify::from_payload(sock, p)),
+            _ => None,
+        };
         for (t, fd) in fds {
             if matches!(t, T::Pid | T::Time) {
                 continue;
@@ -140,6 +159,7 @@ fn child_side(
         let f = crate::process::Final {
             process: &o.process,
             seccomp: linux.and_then(|l| l.seccomp().as_ref()),
+            seccomp_notify: notify.as_ref(),
             preserve_fds: o.preserve_fds,
             extra_env: Vec::new(),
             setgroups: !has_user

@@ -34,6 +34,9 @@ pub struct InitArgs {
     pub extra_env: Vec<String>,
     pub cgroup: Option<crate::cgroups::Cgroup>,
     pub ns: ns::Plan,
+    /// Connected to `linux.seccomp.listenerPath` (host view) when the
+    /// profile notifies.
+    pub seccomp_listener: Option<OwnedFd>,
 }
 
 /// The intermediate child. Never returns.
@@ -122,7 +125,7 @@ fn container_init(a: InitArgs) -> ! {
             _ => sys::exit_now(1),
         }
     }
-    let err = run_container_process(&a.spec, peer, a.preserve_fds, &a.extra_env, &state_json, fifo);
+    let err = run_container_process(&a.spec, peer, a.preserve_fds, &a.extra_env, &state_json, fifo, a.seccomp_listener);
     eprintln!("berth-runtime: {}", crate::error::chain(&err));
     sys::exit_now(127);
 }
@@ -192,8 +195,17 @@ fn run_container_process(
     extra_env: &[String],
     state_json: &str,
     fifo: std::fs::File,
+    seccomp_listener: Option<OwnedFd>,
 ) -> Error {
     let state = state_json.replace("\"status\":\"creating\"", "\"status\":\"created\"");
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let notify = match (seccomp, seccomp_listener) {
+        (Some(s), Some(sock)) => match crate::seccomp::Notify::new(s, sock, &state, None) {
+            Ok(n) => Some(n),
+            Err(e) => return e.into(),
+        },
+        _ => None,
+    };
     if let Err(e) = hooks::run_all(hooks::Kind::StartContainer, &hooks::Kind::StartContainer.of(spec), state.as_bytes()) {
         return e;
     }
@@ -207,6 +219,7 @@ fn run_container_process(
     let f = crate::process::Final {
         process,
         seccomp: linux.and_then(|l| l.seccomp().as_ref()),
+        seccomp_notify: notify.as_ref(),
         preserve_fds,
         extra_env: extra_env.to_vec(),
         setgroups: setgroups_allowed(),

@@ -184,6 +184,9 @@ pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
         r = mount(Some(host), &fsutil::fd_path(target.as_fd()), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>);
         if r.is_ok() {
             remount(ctx, m, &o)?;
+            if o.flags.contains(MsFlags::MS_RDONLY) {
+                remount_submounts_ro(ctx, m)?;
+            }
         }
     }
     r.map_err(|e| mount_err(m, e))?;
@@ -245,6 +248,63 @@ fn remount(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
         }
         Err(e) => Err(mount_err(m, e)),
     }
+}
+
+/// CVE-2023-25809: the recursive bind of the host's /sys brings the host's
+/// mounts below it (cgroupfs among them) along, read-write. A read-only
+/// mount must be read-only all the way down: remount each one of them.
+fn remount_submounts_ro(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
+    let top = reopen(ctx, m)?;
+    let real = std::fs::read_link(fsutil::fd_path(top.as_fd()))
+        .map_err(|e| Error::Io { op: "resolve mount", path: m.destination().clone(), source: e })?;
+    let info = std::fs::read_to_string("/proc/thread-self/mountinfo")
+        .map_err(|e| Error::Io { op: "read", path: "/proc/thread-self/mountinfo".into(), source: e })?;
+    let mut below: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| p.starts_with(&real) && *p != real)
+        .collect();
+    below.sort();
+    below.dedup();
+    for p in below {
+        let rel = p.strip_prefix(&real).expect("filtered by prefix");
+        let fd = match fsutil::open_in_root(ctx.root, &m.destination().join(rel), Create::No) {
+            Ok(fd) => fd,
+            // Below a mount that hides it: not reachable, nothing to do.
+            Err(Error::Path { source: Errno::ENOENT | Errno::EACCES, .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let cur = nix::sys::statvfs::fstatvfs(&fd).map(|s| vfs_to_ms(s.flags())).map_err(|e| mount_err(m, e))?;
+        // In a user namespace the kernel refuses any change to locked
+        // nosuid/nodev/noexec/atime flags: keep them exactly.
+        let mut keep = cur & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOATIME | MsFlags::MS_NODIRATIME | MsFlags::MS_RELATIME);
+        if !cur.intersects(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME) {
+            keep |= MsFlags::MS_STRICTATIME;
+        }
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep;
+        mount(None::<&str>, &fsutil::fd_path(fd.as_fd()), None::<&str>, flags, None::<&str>)
+            .map_err(|e| Error::Path { op: "remount read-only", path: p.clone(), source: e })?;
+    }
+    Ok(())
+}
+
+/// Undo mountinfo's octal escapes (space, tab, newline, backslash).
+fn unescape_mountinfo(s: &str) -> PathBuf {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] <= b'3' && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 fn apply_propagation(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
@@ -318,6 +378,13 @@ mod tests {
         assert!(o.bind && o.recursive);
         let o = opts(&["bind"]);
         assert!(o.bind && !o.recursive);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/a\\040b/c\\134d"), PathBuf::from("/a b/c\\d"));
+        assert_eq!(unescape_mountinfo("/plain\\"), PathBuf::from("/plain\\"));
+        assert_eq!(unescape_mountinfo("/odd\\777"), PathBuf::from("/odd\\777"));
     }
 
     #[test]

@@ -18,6 +18,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 pub struct Final<'a> {
     pub process: &'a Process,
     pub seccomp: Option<&'a LinuxSeccomp>,
+    /// Where a notifying filter's descriptor goes (see `seccomp::notify`).
+    pub seccomp_notify: Option<&'a crate::seccomp::Notify>,
     /// Descriptors 3..3+preserve survive exec.
     pub preserve_fds: u32,
     /// Extra environment (LISTEN_FDS, …), appended.
@@ -54,7 +56,7 @@ fn finalize(f: &Final<'_>) -> Result<Never> {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
         // the user switch below may drop: load it now.
         if let Some(s) = f.seccomp {
-            crate::seccomp::load(s)?;
+            crate::seccomp::load_with(s, f.seccomp_notify)?;
             seccomp_loaded = true;
         }
     }
@@ -86,7 +88,7 @@ fn finalize(f: &Final<'_>) -> Result<Never> {
     }
     if !seccomp_loaded {
         if let Some(s) = f.seccomp {
-            crate::seccomp::load(s)?;
+            crate::seccomp::load_with(s, f.seccomp_notify)?;
         }
     }
     let cprog = cstr(prog.as_os_str().as_bytes())?;

@@ -1,4 +1,4 @@
-//! Cgroup placement for containers.
+//! Cgroup placement and resource control for containers.
 //!
 //! Layouts: unified (cgroup v2 at /sys/fs/cgroup), legacy (v1 controllers)
 //! and hybrid (v1 controllers plus a cgroup2 mount at
@@ -8,15 +8,39 @@
 //! Paths follow runc's cgroupfs driver: an absolute `cgroupsPath` is relative
 //! to each hierarchy's root; a relative one (and the default, the container
 //! id) is placed under the cgroup the runtime itself runs in.
+//!
+//! Resources are checked by [`validate`] before anything exists, then
+//! written by [`apply_resources`] (v1: `v1.rs`, v2: `v2.rs`, device rules:
+//! `devices.rs`, on v2 as an eBPF program: `bpf.rs`, whose bpf(2) calls are
+//! the `unsafe` in `sys.rs`) before the container's process runs user code.
+//!
+//! Invariant: the cgroup root is only ever `Cgroup::root`; production code
+//! uses /sys/fs/cgroup, unit tests a temporary directory.
+
+mod bpf;
+mod devices;
+pub mod stats;
+mod sys;
+pub mod update;
+mod v1;
+mod v2;
+mod validate;
 
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+use oci_spec::runtime::LinuxResources;
+
+use crate::error::{io_err, Error, Result};
 use crate::state::State;
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub use bpf::attach_device_filter;
+pub use devices::DEFAULT_DEVICE_RULES;
+pub use validate::validate;
+
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 
@@ -33,6 +57,8 @@ pub fn layout() -> Layout {
 }
 
 pub fn layout_at(root: &Path) -> Layout {
+    // The field's type differs between targets (i64 on x86_64 glibc).
+    #[allow(clippy::unnecessary_cast)]
     let fs_type = |p: &Path| nix::sys::statfs::statfs(p).ok().map(|s| s.filesystem_type().0 as i64);
     match fs_type(root) {
         Some(CGROUP2_SUPER_MAGIC) => Layout::Unified,
@@ -64,16 +90,19 @@ pub fn v1_hierarchies() -> Vec<Hierarchy> {
         let _src = post.next();
         let opts = post.next().unwrap_or("");
         let mount = pre.split_whitespace().nth(4).unwrap_or("");
-        let controllers: Vec<String> = opts
-            .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("relatime") && *o != "nosuid" && *o != "nodev" && *o != "noexec" && !o.starts_with("clone_children") && !o.starts_with("release_agent"))
-            .map(str::to_string)
-            .collect();
+        let controllers: Vec<String> = opts.split(',').filter(|o| is_controller_opt(o)).map(str::to_string).collect();
         if !mount.is_empty() && !controllers.is_empty() {
             out.push(Hierarchy { mount: PathBuf::from(mount), controllers });
         }
     }
     out
+}
+
+fn is_controller_opt(o: &str) -> bool {
+    !matches!(o, "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "noprefix" | "xattr" | "cpuset_v2_mode")
+        && !o.starts_with("relatime")
+        && !o.starts_with("clone_children")
+        && !o.starts_with("release_agent")
 }
 
 /// The cgroup of `pid` in a v1 hierarchy carrying `controller`, or the v2
@@ -101,6 +130,13 @@ pub struct Cgroup {
     pub layout: Layout,
     /// Absolute directories, one per hierarchy (v1) or exactly one (v2).
     pub dirs: Vec<PathBuf>,
+    /// The cgroup filesystem root the directories are under.
+    pub root: PathBuf,
+    /// The topmost directory `create_and_enter` made for each hierarchy
+    /// (shared by clones), so that [`Cgroup::destroy`] after a failed create
+    /// also removes the parents it made. Empty for a cgroup loaded from
+    /// state: like runc, `delete` leaves parents alone.
+    created: Arc<Mutex<Vec<(PathBuf, PathBuf)>>>,
 }
 
 /// Resolve `cgroupsPath` (or the default) to concrete directories.
@@ -112,6 +148,9 @@ pub fn resolve(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<C
         });
     }
     let rel = cgroups_path.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(id));
+    if rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(Error::InvalidConfig(format!("cgroupsPath {} must not contain \"..\"", rel.display())));
+    }
     let layout = layout();
     let place = |mount: &Path, controller: &str| -> PathBuf {
         if rel.is_absolute() {
@@ -128,17 +167,27 @@ pub fn resolve(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<C
             .map(|h| place(&h.mount, &h.controllers[0]))
             .collect(),
     };
-    Ok(Cgroup { layout, dirs })
+    Ok(Cgroup { layout, dirs, root: PathBuf::from(CGROUP_ROOT), created: Arc::default() })
 }
 
 impl Cgroup {
+    /// A v2 cgroup at `dir` under the cgroup2 root `root` (unit tests point
+    /// both into a temporary directory).
+    pub fn unified_at(root: &Path, dir: &Path) -> Cgroup {
+        Cgroup { layout: Layout::Unified, dirs: vec![dir.to_path_buf()], root: root.to_path_buf(), created: Arc::default() }
+    }
+
+    pub fn is_v2(&self) -> bool {
+        self.layout == Layout::Unified
+    }
+
     /// The directory of the hierarchy carrying `controller` (v1), or the v2
     /// directory.
     pub fn dir_for(&self, controller: &str) -> Option<&Path> {
         match self.layout {
             Layout::Unified => self.dirs.first().map(PathBuf::as_path),
             _ => self.dirs.iter().map(PathBuf::as_path).find(|d| {
-                d.strip_prefix(CGROUP_ROOT)
+                d.strip_prefix(&self.root)
                     .ok()
                     .and_then(|r| r.components().next())
                     .map(|c| c.as_os_str().to_string_lossy().split(',').any(|x| x == controller))
@@ -147,12 +196,33 @@ impl Cgroup {
         }
     }
 
+    /// The mount point of the hierarchy carrying `controller` (v1), or the
+    /// v2 root; `None` if the controller is not available.
+    pub fn hierarchy_root(&self, controller: &str) -> Option<PathBuf> {
+        let dir = self.dir_for(controller)?;
+        match self.layout {
+            Layout::Unified => {
+                let avail = fs::read_to_string(self.root.join("cgroup.controllers")).unwrap_or_default();
+                avail.split_whitespace().any(|c| c == controller).then(|| self.root.clone())
+            }
+            _ => {
+                let first = dir.strip_prefix(&self.root).ok()?.components().next()?;
+                Some(self.root.join(first))
+            }
+        }
+    }
+
     /// Create the directories (cpuset is seeded from its parent so tasks can
-    /// join it) and move `pid` into all of them.
+    /// join it; on v2 the controllers are enabled down the path) and move
+    /// `pid` into all of them.
     pub fn create_and_enter(&self, pid: i32) -> Result<()> {
         for d in &self.dirs {
-            fs::create_dir_all(d).map_err(|e| cg_err(d, "create", e))?;
-            if self.layout != Layout::Unified && d.join("cpuset.cpus").exists() {
+            if let Some(top) = mkdir_p(d)? {
+                self.created.lock().unwrap_or_else(|e| e.into_inner()).push((d.clone(), top));
+            }
+            if self.is_v2() {
+                v2::enable_controllers(&self.root, d)?;
+            } else if d.join("cpuset.cpus").exists() {
                 seed_cpuset(d)?;
             }
             write(d, "cgroup.procs", &pid.to_string())?;
@@ -184,35 +254,19 @@ impl Cgroup {
 
     /// Freeze (true) or thaw (false) every process in the cgroup.
     pub fn set_frozen(&self, frozen: bool) -> Result<()> {
-        match self.layout {
-            Layout::Unified => {
-                let d = &self.dirs[0];
-                write(d, "cgroup.freeze", if frozen { "1" } else { "0" })
-            }
-            _ => {
-                let d = self.dir_for("freezer").ok_or_else(|| Error::Cgroup {
-                    path: "freezer".into(),
-                    msg: "no freezer hierarchy is mounted".into(),
-                })?;
-                let want = if frozen { "FROZEN" } else { "THAWED" };
-                for _ in 0..1000 {
-                    write(d, "freezer.state", want)?;
-                    let now = fs::read_to_string(d.join("freezer.state")).unwrap_or_default();
-                    if now.trim() == want {
-                        return Ok(());
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                Err(Error::Cgroup { path: d.display().to_string(), msg: format!("did not become {want}") })
-            }
+        if self.is_v2() {
+            return v2::set_frozen(&self.dirs[0], frozen);
         }
+        let d = self.dir_for("freezer").ok_or_else(|| Error::Cgroup {
+            path: "freezer".into(),
+            msg: "no freezer hierarchy is mounted".into(),
+        })?;
+        v1::set_frozen(d, frozen)
     }
 
     pub fn frozen(&self) -> bool {
         match self.layout {
-            Layout::Unified => fs::read_to_string(self.dirs[0].join("cgroup.freeze"))
-                .map(|s| s.trim() == "1")
-                .unwrap_or(false),
+            Layout::Unified => v2::frozen(&self.dirs[0]),
             _ => self
                 .dir_for("freezer")
                 .and_then(|d| fs::read_to_string(d.join("freezer.state")).ok())
@@ -221,8 +275,9 @@ impl Cgroup {
         }
     }
 
-    /// Remove the directories. Fails only if one still holds processes after
-    /// a short wait (the kernel empties dying cgroups asynchronously).
+    /// Remove the directories (and the parents this value created). Fails
+    /// only if one still holds processes after a short wait (the kernel
+    /// empties dying cgroups asynchronously).
     pub fn destroy(&self) -> Result<()> {
         let mut last = None;
         for d in &self.dirs {
@@ -230,64 +285,65 @@ impl Cgroup {
                 match fs::remove_dir(d) {
                     Ok(()) => break,
                     Err(e) if e.kind() == ErrorKind::NotFound => break,
-                    Err(e) if attempt == 199 => last = Some(cg_err(d, "remove", e)),
+                    Err(e) if attempt == 199 => last = Some(Error::Io { op: "remove cgroup", path: d.clone(), source: e }),
                     Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        }
+        // Parents we made, bottom up; one still in use (another container
+        // under it) stays.
+        for (leaf, top) in self.created.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for p in leaf.ancestors().skip(1) {
+                if !p.starts_with(top) || fs::remove_dir(p).is_err() {
+                    break;
                 }
             }
         }
         last.map_or(Ok(()), Err)
     }
+
+    /// A counter that grows by one per OOM event in the cgroup: v2
+    /// `memory.events` "oom"; v1 `memory.oom_control` "oom_kill" plus
+    /// "under_oom" (so a cgroup whose OOM killer is disabled, and whose
+    /// tasks therefore wait instead of dying, counts too). `None` without a
+    /// memory controller.
+    pub fn oom_count(&self) -> Option<u64> {
+        let (dir, file) = match self.layout {
+            Layout::Unified => (self.dirs.first()?.clone(), "memory.events"),
+            _ => (self.dir_for("memory")?.to_path_buf(), "memory.oom_control"),
+        };
+        let kv = stats::flat_keyed(&fs::read_to_string(dir.join(file)).ok()?);
+        let get = |k: &str| kv.get(k).copied().unwrap_or(0);
+        Some(match self.layout {
+            Layout::Unified => get("oom"),
+            _ => get("oom_kill") + get("under_oom"),
+        })
+    }
 }
 
-/// Apply `linux.resources` to the cgroup. This covers the basic limits
-/// (memory, pids, cpu shares/quota, cpuset); see issue 3 for the rest.
-pub fn apply_resources(cg: &Cgroup, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
-    let v2 = cg.layout == Layout::Unified;
-    let at = |ctrl: &str| cg.dir_for(ctrl).map(Path::to_path_buf);
-    if let Some(m) = r.memory() {
-        if let (Some(limit), Some(d)) = (m.limit(), at("memory")) {
-            if v2 {
-                write(&d, "memory.max", &if limit < 0 { "max".to_string() } else { limit.to_string() })?;
-            } else {
-                write(&d, "memory.limit_in_bytes", &limit.to_string())?;
-            }
-        }
+/// Apply `linux.resources` to the cgroup. Call [`validate`] first: this
+/// only writes, and stops at the first write the kernel refuses.
+pub fn apply_resources(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
+    apply(cg, r, Apply { devices: true, live: false })
+}
+
+/// What an apply includes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Apply {
+    /// Rewrite the device rules (create, and updates that name devices).
+    pub devices: bool,
+    /// An update of an existing container: honours
+    /// `memory.checkBeforeUpdate` and changes device rules without a
+    /// deny-all gap.
+    pub live: bool,
+}
+
+pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources, how: Apply) -> Result<()> {
+    if cg.is_v2() {
+        v2::apply(&cg.dirs[0], r, how)
+    } else {
+        v1::apply(cg, r, how)
     }
-    if let Some(p) = r.pids() {
-        if let Some(d) = at("pids") {
-            let l = p.limit();
-            write(&d, "pids.max", &if l <= 0 { "max".to_string() } else { l.to_string() })?;
-        }
-    }
-    if let Some(c) = r.cpu() {
-        if let Some(d) = at("cpu") {
-            if v2 {
-                if c.quota().is_some() || c.period().is_some() {
-                    let q = c.quota().filter(|q| *q > 0).map(|q| q.to_string()).unwrap_or_else(|| "max".into());
-                    write(&d, "cpu.max", &format!("{q} {}", c.period().unwrap_or(100_000)))?;
-                }
-            } else {
-                if let Some(s) = c.shares() {
-                    write(&d, "cpu.shares", &s.to_string())?;
-                }
-                if let Some(p) = c.period() {
-                    write(&d, "cpu.cfs_period_us", &p.to_string())?;
-                }
-                if let Some(q) = c.quota() {
-                    write(&d, "cpu.cfs_quota_us", &q.to_string())?;
-                }
-            }
-        }
-        if let Some(d) = at("cpuset") {
-            if let Some(cpus) = c.cpus() {
-                write(&d, "cpuset.cpus", cpus)?;
-            }
-            if let Some(mems) = c.mems() {
-                write(&d, "cpuset.mems", mems)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Whether the container's cgroup is frozen.
@@ -316,7 +372,21 @@ pub fn from_saved(s: &str) -> Cgroup {
         Some("hybrid") => Layout::Hybrid,
         _ => Layout::Legacy,
     };
-    Cgroup { layout, dirs: it.map(PathBuf::from).collect() }
+    Cgroup { layout, dirs: it.map(PathBuf::from).collect(), root: PathBuf::from(CGROUP_ROOT), created: Arc::default() }
+}
+
+/// `create_dir_all`, retried when another process removes an empty
+/// ancestor between our mkdirs (cleanup of a shared parent racing us).
+/// Returns the topmost directory it made, if any.
+fn mkdir_p(d: &Path) -> Result<Option<PathBuf>> {
+    let top = d.ancestors().take_while(|p| !p.exists()).last().map(Path::to_path_buf);
+    let mut attempt = 0;
+    loop {
+        match fs::create_dir_all(d) {
+            Err(e) if e.kind() == ErrorKind::NotFound && attempt < 20 => attempt += 1,
+            r => return r.map(|()| top).map_err(io_err("create cgroup", d)),
+        }
+    }
 }
 
 fn seed_cpuset(dir: &Path) -> Result<()> {
@@ -345,13 +415,24 @@ fn seed_cpuset(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Write `value` to the cgroup file `dir/file`. The file must exist (the
+/// kernel makes them; we never create one).
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    use std::io::Write;
     let p = dir.join(file);
-    fs::write(&p, value).map_err(|e| cg_err(&p, "write", e))
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .map_err(|e| Error::Io { op: "open cgroup file", path: p.clone(), source: e })?;
+    f.write_all(value.as_bytes())
+        .map_err(|e| Error::Cgroup { path: p.display().to_string(), msg: format!("write {value:?}: {e}") })
 }
 
-fn cg_err(p: &Path, op: &str, e: std::io::Error) -> Error {
-    Error::Cgroup { path: p.display().to_string(), msg: format!("{op}: {e}") }
+/// Read a cgroup file, trimmed.
+pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
+    let p = dir.join(file);
+    fs::read_to_string(&p).map(|s| s.trim().to_string()).map_err(io_err("read cgroup file", p))
 }
 
 #[cfg(test)]
@@ -363,17 +444,34 @@ mod tests {
         let cg = Cgroup {
             layout: Layout::Hybrid,
             dirs: vec!["/sys/fs/cgroup/memory/a".into(), "/sys/fs/cgroup/pids/a".into()],
+            root: CGROUP_ROOT.into(),
+            created: Arc::default(),
         };
         let back = from_saved(&to_saved(&cg));
         assert_eq!(back.layout, Layout::Hybrid);
         assert_eq!(back.dirs, cg.dirs);
         assert_eq!(back.dir_for("pids"), Some(Path::new("/sys/fs/cgroup/pids/a")));
         assert_eq!(back.dir_for("cpu"), None);
+        assert_eq!(back.hierarchy_root("memory"), Some(PathBuf::from("/sys/fs/cgroup/memory")));
     }
 
     #[test]
     fn systemd_driver_without_systemd_is_a_clear_error() {
         let e = resolve(Some(Path::new("system.slice:berth:x")), "x", true).unwrap_err();
         assert!(e.to_string().contains("systemd"), "{e}");
+    }
+
+    #[test]
+    fn dotdot_in_cgroups_path_is_refused() {
+        let e = resolve(Some(Path::new("/a/../../b")), "x", false).unwrap_err();
+        assert!(e.to_string().contains(".."), "{e}");
+    }
+
+    #[test]
+    fn write_never_creates_a_file() {
+        let t = tempfile::tempdir().unwrap();
+        let e = write(t.path(), "memory.max", "1").unwrap_err();
+        assert!(e.to_string().contains("memory.max"), "{e}");
+        assert!(!t.path().join("memory.max").exists());
     }
 }

@@ -12,6 +12,8 @@ mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
+mod events;
 
 use anyhow::Result;
 use berth_runtime::log;
@@ -58,5 +60,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Resume(a) => pause::run(a, &ctx, false),
         Command::Spec(a) => spec::run(a),
         Command::Features => features::run(),
+        Command::Update(a) => update::run(a, &ctx),
+        Command::Events(a) => events::run(a, &ctx),
     }
 }
