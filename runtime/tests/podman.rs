@@ -95,9 +95,6 @@ impl Drop for Podman {
     }
 }
 
-// Until the seccomp issue lands, podman's default profile is not loaded.
-const SECCOMP: &str = "seccomp=unconfined";
-
 fn podman_available(test: &str) -> bool {
     require_root(test) && berth_testkit::require_path(test, "/usr/bin/podman", "podman is not installed")
 }
@@ -109,9 +106,9 @@ fn podman_run_rm_with_berth_runtime() {
     }
     let p = Podman::new();
     let img = p.import_busybox();
-    let out = p.ok(&["run", "--rm", "--network", "none", "--security-opt", SECCOMP, &img, "sh", "-c", "echo hi-from-podman; id -u"]);
+    let out = p.ok(&["run", "--rm", "--network", "none", &img, "sh", "-c", "echo hi-from-podman; id -u"]);
     assert_eq!(out, "hi-from-podman\n0\n");
-    let o = p.run(&["run", "--rm", "--network", "none", "--security-opt", SECCOMP, &img, "sh", "-c", "exit 4"]);
+    let o = p.run(&["run", "--rm", "--network", "none", &img, "sh", "-c", "exit 4"]);
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(p.ok(&["ps", "-aq"]).trim(), "", "--rm removed the container");
 }
@@ -124,7 +121,7 @@ fn podman_detached_exec_logs_stop_rm() {
     let p = Podman::new();
     let img = p.import_busybox();
     let name = unique("pd");
-    p.ok(&["run", "-d", "--name", &name, "--network", "none", "--security-opt", SECCOMP, &img, "sh", "-c", "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done"]);
+    p.ok(&["run", "-d", "--name", &name, "--network", "none", &img, "sh", "-c", "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done"]);
     assert_eq!(p.ok(&["exec", &name, "sh", "-c", "echo in-exec"]), "in-exec\n");
     let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !p.ok(&["logs", &name]).contains("started") {
@@ -144,7 +141,7 @@ fn podman_memory_limit_reaches_the_cgroup() {
     }
     let p = Podman::new();
     let img = p.import_busybox();
-    let out = p.ok(&["run", "--rm", "--network", "none", "--memory", "64m", "--security-opt", SECCOMP, &img, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    let out = p.ok(&["run", "--rm", "--network", "none", "--memory", "64m", &img, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
     assert_eq!(out.trim(), "67108864");
 }
 
@@ -162,7 +159,7 @@ fn podman_interactive_tty() {
     let c = p.cmd();
     let mut line: Vec<String> = vec![c.get_program().to_string_lossy().into_owned()];
     line.extend(c.get_args().map(|a| a.to_string_lossy().into_owned()));
-    line.extend(["run", "--rm", "-it", "--network", "none", "--security-opt", SECCOMP, &img, "sh", "-c", "tty; echo tty-ok"].map(String::from));
+    line.extend(["run", "--rm", "-it", "--network", "none", &img, "sh", "-c", "tty; echo tty-ok"].map(String::from));
     let envs: Vec<(String, String)> = c
         .get_envs()
         .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
