@@ -378,39 +378,6 @@ fn seccomp_kill_and_trap_actions_end_the_process_with_sigsys() {
 
 const CONTAINERS_PROFILE: &str = "/usr/share/containers/seccomp.json";
 
-/// containers-common's default profile (Docker's, as podman ships it) in
-/// OCI form, as podman would hand it to the runtime for an amd64 container
-/// with the default capabilities (none of the rules that need one).
-fn default_profile_as_oci(d: &Value) -> Value {
-    let arches: Vec<Value> = d["archMap"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["architecture"] == "SCMP_ARCH_X86_64")
-        .flat_map(|a| std::iter::once(a["architecture"].clone()).chain(a["subArchitectures"].as_array().cloned().unwrap_or_default()))
-        .collect();
-    let listed = |v: &Value, k: &str| v[k].as_array().map(|a| !a.is_empty()).unwrap_or(false);
-    let mut rules = Vec::new();
-    for s in d["syscalls"].as_array().expect("syscalls") {
-        let inc = &s["includes"];
-        if listed(inc, "caps") || (listed(inc, "arches") && !inc["arches"].as_array().unwrap().contains(&json!("amd64"))) {
-            continue;
-        }
-        let mut r = json!({"names": s["names"], "action": s["action"]});
-        for k in ["args", "errnoRet"] {
-            if !s[k].is_null() {
-                r[k] = s[k].clone();
-            }
-        }
-        rules.push(r);
-    }
-    let mut p = json!({"defaultAction": d["defaultAction"], "architectures": arches, "syscalls": rules});
-    if !d["defaultErrnoRet"].is_null() {
-        p["defaultErrnoRet"] = d["defaultErrnoRet"].clone();
-    }
-    p
-}
-
 #[test]
 fn seccomp_default_profile_of_containers_common_runs_busybox() {
     let name = "seccomp_default_profile_of_containers_common_runs_busybox";
@@ -418,7 +385,7 @@ fn seccomp_default_profile_of_containers_common_runs_busybox() {
         return;
     }
     let d: Value = serde_json::from_slice(&std::fs::read(CONTAINERS_PROFILE).unwrap()).expect("profile json");
-    let b = bundle_with(default_profile_as_oci(&d), "echo hi; mkdir /tmp/x && echo mkdir-ok; grep Seccomp: /proc/self/status");
+    let b = bundle_with(berth_testkit::default_seccomp_profile_as_oci(&d), "echo hi; mkdir /tmp/x && echo mkdir-ok; grep Seccomp: /proc/self/status");
     let rt = Rt::new();
     let out = rt.run(&b, &unique("sc-default"));
     let t = text(&out);

@@ -198,3 +198,40 @@ pub fn mounts_under(prefix: &Path) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// Where Debian's containers-common installs Docker's default seccomp profile.
+pub const CONTAINERS_SECCOMP_PROFILE: &str = "/usr/share/containers/seccomp.json";
+
+/// containers-common's default profile (Docker's, as podman ships it) in
+/// OCI form, as podman would hand it to the runtime for an amd64 container
+/// with the default capabilities (none of the rules that need one).
+pub fn default_seccomp_profile_as_oci(d: &Value) -> Value {
+    let arches: Vec<Value> = d["archMap"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["architecture"] == "SCMP_ARCH_X86_64")
+        .flat_map(|a| std::iter::once(a["architecture"].clone()).chain(a["subArchitectures"].as_array().cloned().unwrap_or_default()))
+        .collect();
+    let listed = |v: &Value, k: &str| v[k].as_array().map(|a| !a.is_empty()).unwrap_or(false);
+    let mut rules = Vec::new();
+    for s in d["syscalls"].as_array().expect("syscalls") {
+        let inc = &s["includes"];
+        if listed(inc, "caps") || (listed(inc, "arches") && !inc["arches"].as_array().unwrap().contains(&json!("amd64"))) {
+            continue;
+        }
+        let mut r = json!({"names": s["names"], "action": s["action"]});
+        for k in ["args", "errnoRet"] {
+            if !s[k].is_null() {
+                r[k] = s[k].clone();
+            }
+        }
+        rules.push(r);
+    }
+    let mut p = json!({"defaultAction": d["defaultAction"], "architectures": arches, "syscalls": rules});
+    if !d["defaultErrnoRet"].is_null() {
+        p["defaultErrnoRet"] = d["defaultErrnoRet"].clone();
+    }
+    p
+}
+

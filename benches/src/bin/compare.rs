@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: berth-runtime vs runc vs crun, interleaved in one
 //! run: `run` (create+start+wait+delete) of `/bin/true` in a busybox bundle,
-//! plain and with memory+pids+cpu limits and a seccomp profile; medians,
+//! plain and with memory+pids+cpu limits and Docker's default seccomp
+//! profile; medians,
 //! ratios, peak RSS and binary sizes.
 //!
 //! Debian's crun refuses hybrid cgroup hosts, so every runtime is run the
@@ -42,21 +43,27 @@ fn runtimes(dir: &std::path::Path) -> Result<Vec<Runtime>> {
     Ok(v)
 }
 
-fn limited(bundle: &mut berth_testkit::Bundle) {
+/// Docker's default seccomp profile (from Debian's containers-common), in
+/// the OCI form an engine hands to the runtime.
+fn docker_profile() -> Result<serde_json::Value> {
+    let p = berth_testkit::CONTAINERS_SECCOMP_PROFILE;
+    let d: serde_json::Value = serde_json::from_slice(&std::fs::read(p).with_context(|| format!("read {p} (Debian golang-github-containers-common)"))?)?;
+    Ok(berth_testkit::default_seccomp_profile_as_oci(&d))
+}
+
+fn limited(bundle: &mut berth_testkit::Bundle) -> Result<()> {
+    let profile = docker_profile()?;
     bundle.edit(|c| {
+        c["linux"]["seccomp"] = profile;
         c["linux"]["resources"] = serde_json::json!({
             "memory": {"limit": 268435456},
             "pids": {"limit": 256},
             "cpu": {"quota": 50000, "period": 100000},
             "devices": [{"allow": false, "access": "rwm"}]
         });
-        c["linux"]["seccomp"] = serde_json::json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-            "syscalls": [{"names": ["kexec_load", "open_by_handle_at", "init_module", "finit_module", "delete_module", "iopl", "ioperm", "swapon", "swapoff", "syslog", "add_key", "request_key", "keyctl", "bpf", "perf_event_open", "userfaultfd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
-        });
     });
     bundle.save();
+    Ok(())
 }
 
 fn scenario(name: &str, rts: &[Runtime], bundle: &berth_testkit::Bundle) -> Result<()> {
@@ -107,7 +114,7 @@ fn main() -> Result<()> {
         println!("{:<15} {:>12}  {}", rt.name, size(&rt.binary), rt.binary.display());
     }
     scenario("plain", &rts, &bundle).context("plain scenario")?;
-    limited(&mut bundle);
-    scenario("limits + seccomp", &rts, &bundle).context("limited scenario")?;
+    limited(&mut bundle)?;
+    scenario("memory+pids+cpu limits + docker default seccomp profile", &rts, &bundle).context("limited scenario")?;
     Ok(())
 }
