@@ -408,6 +408,8 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
         Ok(st) => st,
         // A create that crashed before writing its state: nothing ran.
         Err(Error::NotFound(_)) => return locked.remove(),
+        // A state file emptied by a power loss: its processes are gone too.
+        Err(Error::StateCorrupt { .. }) if force => return locked.remove(),
         Err(e) => return Err(e),
     };
     match st.status {

@@ -1,5 +1,5 @@
 //! Per-container state under `--root`: `<root>/<id>/state.json`, written
-//! atomically (temp file, fsync, rename) under an exclusive `flock`.
+//! atomically (temp file, rename) under an exclusive `flock`.
 //!
 //! The recorded status is a hint; the live status is derived every time from
 //! the init process (pid *and* start time, against pid reuse), the exec fifo
@@ -256,6 +256,14 @@ impl Locked {
     }
 }
 
+/// Replace `path` atomically (temp file in the same directory, rename), so a
+/// reader never sees a partial file even if the runtime is killed midway.
+///
+/// No fsync: runtime state describes live processes under `/run` (tmpfs on
+/// a normal host) and is meaningless after a power loss, when every process
+/// it describes is gone; a state file lost or emptied by one is handled by
+/// `delete --force`. runc and crun do not sync it either, and on a
+/// disk-backed /run two syncs per lifecycle step would dominate its cost.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
@@ -271,11 +279,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .open(&tmp)
         .map_err(io_err("create", &tmp))?;
     f.write_all(data).map_err(io_err("write", &tmp))?;
-    f.sync_all().map_err(io_err("fsync", &tmp))?;
     fs::rename(&tmp, path).map_err(io_err("rename", path))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
     Ok(())
 }
 

@@ -254,3 +254,24 @@ fn spec_and_features_print_runc_shaped_json() {
     assert_eq!(v["hooks"].as_array().unwrap().len(), 6);
     assert!(v["mountOptions"].as_array().unwrap().iter().any(|o| o == "rbind"));
 }
+
+#[test]
+fn a_corrupt_state_file_is_reported_and_force_delete_repairs_it() {
+    root_or_skip!("a_corrupt_state_file_is_reported_and_force_delete_repairs_it");
+    let rt = Rt::new();
+    let b = bundle("true");
+    let id = unique("corrupt");
+    rt.create(&b, &id);
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    rt.ok(&["delete", &id]);
+    assert!(!alive(pid));
+    // As a power loss could leave it: the directory with an empty state file.
+    std::fs::create_dir_all(rt.state_dir(&id)).unwrap();
+    std::fs::write(rt.state_dir(&id).join("state.json"), "").unwrap();
+    let err = rt.fails(&["state", &id]);
+    assert!(err.contains("corrupt"), "{err}");
+    let err = rt.fails(&["delete", &id]);
+    assert!(err.contains("corrupt"), "{err}");
+    rt.ok(&["delete", "--force", &id]);
+    assert!(!rt.state_dir(&id).exists());
+}
