@@ -220,3 +220,51 @@ pub fn join_session_keyring(name: &str) {
     // through the pointer, which stays alive for the call.
     unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
 }
+
+/// Mount an overlayfs whose layers are `lower` and an empty detached tmpfs
+/// (without an upper layer overlayfs needs two lower ones, and they may not
+/// overlap), read-only and *detached*: attached to no mount tree, so nothing
+/// can reach it to remount it, and gone with its last reference. Returns the
+/// fd of its root.
+pub fn detached_ro_overlay(lower: &std::path::Path) -> nix::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let empty = detached_mount(c"tmpfs", &[(c"size", c"4k"), (c"mode", c"0555")], MOUNT_ATTR_RDONLY)?;
+    let empty_path = std::ffi::CString::new(format!("/proc/self/fd/{}", empty.as_raw_fd())).map_err(|_| Errno::EINVAL)?;
+    let path = std::ffi::CString::new(lower.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let opts = [(c"lowerdir+", path.as_c_str()), (c"lowerdir+", empty_path.as_c_str())];
+    detached_mount(c"overlay", &opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+}
+
+const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
+const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+
+/// fsopen + fsconfig(string options) + fsmount: a new, detached mount.
+fn detached_mount(fstype: &CStr, opts: &[(&CStr, &CStr)], attrs: libc::c_uint) -> nix::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: fsopen reads the NUL-terminated name; it returns a new fd.
+    let fsfd = Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: fsopen succeeded: `fsfd` is a fresh descriptor we now own.
+    let fsfd = unsafe { OwnedFd::from_raw_fd(fsfd as RawFd) };
+    for (key, value) in opts {
+        // SAFETY: key and value are NUL-terminated strings alive for the
+        // call; the aux argument is unused for FSCONFIG_SET_STRING.
+        let r = unsafe {
+            libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr(), 0)
+        };
+        Errno::result(r)?;
+    }
+    // SAFETY: CMD_CREATE takes no key or value (NULL) and no aux.
+    let r = unsafe {
+        libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<libc::c_void>(), 0)
+    };
+    Errno::result(r)?;
+    // SAFETY: fsmount takes the configured context fd and flag words by
+    // value and returns a new fd.
+    let mfd = Errno::result(unsafe { libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })?;
+    // SAFETY: fsmount succeeded: `mfd` is a fresh descriptor we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(mfd as RawFd) })
+}
