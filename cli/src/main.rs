@@ -28,7 +28,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("berth: {e:#}");
-            ExitCode::from(125)
+            // docker's codes: 125 for berth's own failures, 126/127 when
+            // the container's command cannot be run.
+            let code = e
+                .downcast_ref::<berth_engine::EngineError>()
+                .map_or(125, berth_engine::EngineError::exit_code);
+            ExitCode::from(code)
         }
     }
 }

@@ -169,11 +169,13 @@ pub fn find_program(arg0: &str, path_env: &str) -> Result<PathBuf> {
             && std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
     };
     if arg0.contains('/') {
+        // runc's words: engines tell 127 (missing) from 126 (not runnable)
+        // by them.
         let p = PathBuf::from(arg0);
-        return if executable(&p) {
-            Ok(p)
-        } else {
-            Err(Error::Init(format!("exec: {arg0:?}: no such executable file")))
+        return match std::fs::metadata(&p) {
+            Err(_) => Err(Error::Init(format!("exec: stat {arg0}: no such file or directory"))),
+            Ok(_) if executable(&p) => Ok(p),
+            Ok(_) => Err(Error::Init(format!("exec: {arg0:?}: permission denied"))),
         };
     }
     for dir in path_env.split(':').filter(|d| !d.is_empty()) {
@@ -183,4 +185,30 @@ pub fn find_program(arg0: &str, path_env: &str) -> Result<PathBuf> {
         }
     }
     Err(Error::Init(format!("exec: {arg0:?}: executable file not found in $PATH")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_lookup_uses_runcs_words() {
+        let d = tempfile::tempdir().unwrap();
+        let exe = d.path().join("prog");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let plain = d.path().join("data");
+        std::fs::write(&plain, "").unwrap();
+        let path = d.path().to_str().unwrap();
+        assert_eq!(find_program("prog", path).unwrap(), exe);
+        assert_eq!(find_program(exe.to_str().unwrap(), "").unwrap(), exe);
+        let missing = find_program(&format!("{path}/nope"), "").unwrap_err().to_string();
+        assert!(missing.contains("no such file or directory"), "{missing}");
+        for not_runnable in [plain.to_str().unwrap(), path] {
+            let e = find_program(not_runnable, "").unwrap_err().to_string();
+            assert!(e.contains("permission denied"), "{e}");
+        }
+        let e = find_program("nope", path).unwrap_err().to_string();
+        assert!(e.contains("not found in $PATH"), "{e}");
+    }
 }

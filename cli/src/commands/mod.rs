@@ -4,19 +4,28 @@
 //! To add a subcommand: write `commands/<name>.rs` with `Args` and `run`,
 //! add `mod <name>;`, a variant to [`Command`] and an arm to [`run`].
 
+mod exec;
 mod format;
 mod image;
 mod images;
 mod import;
+mod inspect;
 mod load;
 mod login;
+mod logs;
 mod progress;
+mod ps;
 mod pull;
 mod push;
+mod rm;
 mod rmi;
+mod run;
 mod save;
+mod start;
+mod stop;
 mod system;
 mod tag;
+mod wait;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +80,13 @@ impl Ctx {
         berth_storage::Store::open(&self.root, &self.runroot)
             .with_context(|| format!("open image store at {}", self.root.display()))
     }
+
+    /// Open the container engine (over the same store).
+    pub fn engine(&self) -> anyhow::Result<berth_engine::Engine> {
+        let exe = std::env::current_exe().context("find the berth binary")?;
+        berth_engine::Engine::open(&self.root, &self.runroot, &exe)
+            .with_context(|| format!("open container engine at {}", self.root.display()))
+    }
 }
 
 fn nix_is_root() -> bool {
@@ -111,6 +127,31 @@ pub enum Command {
     Load(load::Args),
     /// Store maintenance
     System(system::Args),
+    /// Run a command in a new container
+    Run(Box<run::Args>),
+    /// Create a container without starting it
+    Create(Box<run::CreateArgs>),
+    /// Start created or stopped containers
+    Start(start::Args),
+    /// List containers
+    Ps(ps::Args),
+    /// Show a container's output
+    Logs(logs::Args),
+    /// Run a command in a running container
+    Exec(exec::Args),
+    /// Stop containers (SIGTERM, then SIGKILL after a timeout)
+    Stop(stop::Args),
+    /// Send a signal to containers
+    Kill(stop::KillArgs),
+    /// Remove containers
+    Rm(rm::Args),
+    /// Show containers as JSON
+    Inspect(inspect::Args),
+    /// Wait for containers to exit and print their exit codes
+    Wait(wait::Args),
+    /// Remove an --rm container after it exits (run by its monitor)
+    #[command(hide = true)]
+    ContainerCleanup(wait::CleanupArgs),
 }
 
 pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -127,5 +168,17 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Save(a) => save::run(a, ctx),
         Command::Load(a) => load::run(a, ctx),
         Command::System(a) => system::run(a, ctx),
+        Command::Run(a) => run::run(*a, ctx),
+        Command::Create(a) => run::create(*a, ctx),
+        Command::Start(a) => start::run(a, ctx),
+        Command::Ps(a) => ps::run(a, ctx),
+        Command::Logs(a) => logs::run(a, ctx),
+        Command::Exec(a) => exec::run(a, ctx),
+        Command::Stop(a) => stop::run(a, ctx),
+        Command::Kill(a) => stop::kill(a, ctx),
+        Command::Rm(a) => rm::run(a, ctx),
+        Command::Inspect(a) => inspect::run(a, ctx),
+        Command::Wait(a) => wait::run(a, ctx),
+        Command::ContainerCleanup(a) => wait::cleanup(a, ctx),
     }
 }

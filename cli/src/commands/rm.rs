@@ -1,0 +1,25 @@
+//! `berth rm [-f] CONTAINER...`
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::Ctx;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Kill a running container first
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let engine = ctx.engine()?;
+    for c in &a.containers {
+        engine.remove(c, a.force).with_context(|| format!("remove container {c}"))?;
+        println!("{c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

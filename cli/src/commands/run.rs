@@ -1,0 +1,186 @@
+//! `berth run [OPTIONS] IMAGE [COMMAND [ARG...]]`
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use berth_engine::{BindMount, Engine, LogFollower, RunOptions};
+
+use super::Ctx;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Networking: only `--network none` (the default for now: the container \
+gets its own network namespace with loopback only) and `--network host` are supported; bridge \
+networks arrive with berth-netd integration.")]
+pub struct Args {
+    /// Run in the background and print the container id
+    #[arg(short, long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// The options `create` and `run` share.
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// Remove the container when it exits (done by its monitor)
+    #[arg(long)]
+    pub rm: bool,
+    /// Name for the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (K=V, or K to copy it from here)
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// USER[:GROUP], names from the image's /etc/passwd and /etc/group
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Override the image's entrypoint ("" clears it)
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Bind mount SRC:DST[:ro] (SRC an absolute host path)
+    #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Memory limit (e.g. 64m, 1g)
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Maximum number of processes
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// Add a capability (or ALL)
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (or ALL)
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Every capability, all devices, no masked paths
+    #[arg(long)]
+    pub privileged: bool,
+    /// Container host name (default: the id's first 12 digits)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Network: none (default for now) or host
+    #[arg(long, default_value = "none", value_name = "none|host")]
+    pub network: String,
+    /// OCI runtime: a name looked up next to berth and on PATH, or a path
+    /// (default berth-runtime; runc and crun work too)
+    #[arg(long, value_name = "NAME|PATH")]
+    pub runtime: Option<String>,
+    /// Image to run
+    pub image: String,
+    /// Command and arguments (default: the image's)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `-e K` takes K from this environment; absent means not set.
+pub fn expand_env(env: &[String]) -> Vec<String> {
+    env.iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e.clone())
+            } else {
+                std::env::var(e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect()
+}
+
+fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
+    Ok(RunOptions {
+        name: a.name.clone(),
+        env: expand_env(&a.env),
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        entrypoint: a.entrypoint.clone(),
+        cmd: a.command.clone(),
+        mounts: a.volume.iter().map(|v| BindMount::parse(v)).collect::<Result<_, _>>()?,
+        read_only: a.read_only,
+        memory: a.memory.as_deref().map(berth_engine::parse_size).transpose()?,
+        pids_limit: a.pids_limit,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        privileged: a.privileged,
+        hostname: a.hostname.clone(),
+        network: a.network.parse()?,
+        auto_remove: a.rm,
+        runtime: a.runtime.clone(),
+    })
+}
+
+/// `berth create`: make the container, print its id.
+pub fn create(a: CreateArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let rec = ctx.engine()?.create(&a.image, options(&a)?)?;
+    println!("{}", rec.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let (detach, a) = (a.detach, a.create);
+    let opts = options(&a)?;
+    let engine = ctx.engine()?;
+    let rec = engine.create(&a.image, opts)?;
+    // Held before start so a --rm container cannot vanish before we read it.
+    if detach {
+        if let Err(e) = engine.start(&rec.id) {
+            if a.rm {
+                let _ = engine.remove(&rec.id, true);
+            }
+            return Err(e.into());
+        }
+        println!("{}", rec.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = start_attached(&engine, &rec.id);
+    if started.is_err() && a.rm {
+        let _ = engine.remove(&rec.id, true);
+    }
+    started
+}
+
+/// Start a container and copy its output here until it exits; exit with
+/// its code. An `--rm` container is gone when this returns.
+pub fn start_attached(engine: &Engine, id: &str) -> anyhow::Result<ExitCode> {
+    let rec = engine.find(id)?;
+    // Held before start so a --rm container cannot vanish before we read it.
+    let attach = engine.attach_lock(&rec.id)?;
+    let mut f = LogFollower::open(&rec.log_path)?;
+    f.skip_to_tail(0)?; // output of earlier runs
+    engine.start(&rec.id)?;
+    let code = follow(engine, &rec.id, f)?;
+    drop(attach);
+    if rec.options.auto_remove {
+        engine.wait_monitor(&rec.id);
+    }
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Copy the container's output here until it exits; its exit code.
+fn follow(engine: &Engine, id: &str, mut f: LogFollower) -> anyhow::Result<i32> {
+    let rec = engine.find(id)?;
+    loop {
+        let st = engine.state(&rec);
+        let exited = st.status == berth_engine::Status::Exited;
+        print_lines(&f.poll()?);
+        if exited {
+            return Ok(st.exit_code.unwrap_or(255));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Write log lines to our stdout/stderr as the container wrote them.
+pub fn print_lines(lines: &[berth_engine::LogLine]) {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    for l in lines {
+        let _ = if l.stream == "stderr" { err.write_all(l.log.as_bytes()) } else { out.write_all(l.log.as_bytes()) };
+    }
+    let _ = out.flush();
+    let _ = err.flush();
+}

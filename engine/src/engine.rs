@@ -1,0 +1,284 @@
+//! The engine: create containers (record, snapshot, bundle), start them
+//! through `berth-monitor`, and find out their state.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use berth_storage::{Store, StorageError};
+
+use crate::db::{ContainerDb, ContainerRecord};
+use crate::error::{io, EngineError, Result};
+use crate::host;
+use crate::layout::{ATTACH_LOCK, EXIT_FILE, MONITOR_LOCK, PID_FILE};
+use crate::monitor::time::rfc3339_nanos;
+use crate::options::RunOptions;
+use crate::spec;
+use crate::state::{probe, State};
+
+/// A handle on the store and the container table. Cheap to open; every
+/// `berth` process opens its own.
+pub struct Engine {
+    pub(crate) store: Store,
+    pub(crate) db: ContainerDb,
+    pub(crate) root: PathBuf,
+    pub(crate) runroot: PathBuf,
+    /// The `berth` binary: its directory is searched for the runtime and the
+    /// monitor, and it is the monitor's exit command for `--rm`.
+    pub(crate) self_exe: PathBuf,
+}
+
+fn storage(e: StorageError) -> EngineError {
+    EngineError::Storage(e)
+}
+
+impl Engine {
+    pub fn open(root: &Path, runroot: &Path, self_exe: &Path) -> Result<Engine> {
+        let store = Store::open(root, runroot).map_err(storage)?;
+        let db = ContainerDb::open(&root.join("berth.db"))?;
+        Ok(Engine {
+            store,
+            db,
+            root: root.to_path_buf(),
+            runroot: runroot.to_path_buf(),
+            self_exe: self_exe.to_path_buf(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// `<runroot>/containers/<id>`: monitor lock, pid and exit files.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.runroot.join("containers").join(id)
+    }
+
+    fn userdata(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id).join("userdata")
+    }
+
+    /// A container's record by id, name or unique id prefix.
+    pub fn find(&self, key: &str) -> Result<ContainerRecord> {
+        self.db.find(key)
+    }
+
+    pub fn state(&self, rec: &ContainerRecord) -> State {
+        probe(&self.run_dir(&rec.id), rec.started_at.is_some())
+    }
+
+    /// Every container with its state, newest first.
+    pub fn list(&self) -> Result<Vec<(ContainerRecord, State)>> {
+        Ok(self.db.list()?.into_iter().map(|r| { let s = self.state(&r); (r, s) }).collect())
+    }
+
+    /// Create a container: validate, record it, snapshot the image, write
+    /// the bundle. On failure nothing is left behind.
+    pub fn create(&self, image: &str, opts: RunOptions) -> Result<ContainerRecord> {
+        let img = self.store.image(image).map_err(|e| match e {
+            StorageError::ImageNotFound { .. } => EngineError::ImageNotFound { reference: image.to_string() },
+            e => storage(e),
+        })?;
+        let config = self.store.config(&img).map_err(storage)?;
+        let args = spec::process_args(&config, &opts)?;
+        if let Some(n) = opts.name.as_deref().filter(|n| !host::valid_name(n)) {
+            return Err(EngineError::InvalidName(n.to_string()));
+        }
+        spec::capabilities(&opts, &host::bounding_caps())?;
+        let runtime = host::find_runtime(opts.runtime.as_deref(), &self.self_exe)?;
+        host::find_monitor(&self.self_exe)?;
+        let id = host::random_id()?;
+        let rt_name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let userdata = self.userdata(&id);
+        let rec = ContainerRecord {
+            name: opts.name.clone().unwrap_or_else(|| format!("berth_{}", &id[..12])),
+            image: image.to_string(),
+            image_id: img.id.clone(),
+            created: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+            created_at: rfc3339_nanos(SystemTime::now()),
+            started_at: None,
+            runtime_root: self.runroot.join("runtime").join(rt_name),
+            runtime,
+            args,
+            hostname: opts.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+            bundle: userdata.clone(),
+            rootfs: PathBuf::new(),
+            log_path: userdata.join("json.log"),
+            options: opts,
+            id,
+        };
+        self.db.insert(&rec)?;
+        let snap = match self.store.create_snapshot(&img.id, &rec.id, true) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.db.delete(&rec.id);
+                return Err(storage(e));
+            }
+        };
+        let mut rec = rec;
+        rec.rootfs = snap.rootfs;
+        let done = self.write_bundle(&rec, &config).and_then(|()| self.db.update(&rec));
+        if let Err(e) = done {
+            let _ = self.store.remove_snapshot(&rec.id);
+            let _ = self.db.delete(&rec.id);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    fn write_bundle(&self, rec: &ContainerRecord, config: &serde_json::Value) -> Result<()> {
+        let ud = &rec.bundle;
+        fs::create_dir_all(ud).map_err(io("create", ud))?;
+        let o = &rec.options;
+        let user = crate::user::resolve(&rec.rootfs, &spec::user_spec(config, o))?;
+        let caps = host::bounding_caps();
+        let cfg = spec::build(&spec::SpecInput {
+            id: &rec.id,
+            hostname: &rec.hostname,
+            image: config,
+            opts: o,
+            args: &rec.args,
+            user: &user,
+            rootfs: &rec.rootfs,
+            userdata: ud,
+            host_caps: &caps,
+        })?;
+        let files = [
+            ("hostname", format!("{}\n", rec.hostname)),
+            ("hosts", spec::hosts_file(o.network, &rec.hostname)),
+            ("resolv.conf", spec::resolv_conf(o.network)),
+            ("config.json", cfg.to_string()),
+            ("json.log", String::new()),
+        ];
+        for (name, body) in files {
+            let p = ud.join(name);
+            fs::write(&p, body).map_err(io("write", &p))?;
+        }
+        Ok(())
+    }
+
+    /// Start a created (or exited) container under a new monitor; returns
+    /// the container's pid once it runs.
+    pub fn start(&self, key: &str) -> Result<i32> {
+        let mut rec = self.find(key)?;
+        if self.state(&rec).is_running() {
+            return Err(EngineError::Running(rec.id));
+        }
+        let run = self.run_dir(&rec.id);
+        fs::create_dir_all(&run).map_err(io("create", &run))?;
+        for f in [EXIT_FILE, PID_FILE] {
+            let _ = fs::remove_file(run.join(f));
+        }
+        let monitor = host::find_monitor(&self.self_exe)?;
+        let margs = crate::monitor::Args {
+            id: rec.id.clone(),
+            runtime: rec.runtime.clone(),
+            runtime_root: rec.runtime_root.clone(),
+            bundle: rec.bundle.clone(),
+            run_dir: run.clone(),
+            log: rec.log_path.clone(),
+            remove: rec.options.auto_remove,
+            exit_command: if rec.options.auto_remove { self.cleanup_command(&rec.id) } else { Vec::new() },
+        };
+        let out = Command::new(&monitor)
+            .args(margs.to_argv())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|source| EngineError::Spawn { program: monitor.clone(), source })?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(pid) = report["pid"].as_i64() {
+            rec.started_at = Some(rfc3339_nanos(SystemTime::now()));
+            self.db.update(&rec)?;
+            return Ok(pid as i32);
+        }
+        let message = report["error"].as_str().map(String::from).unwrap_or_else(|| {
+            format!("berth-monitor failed: {}", String::from_utf8_lossy(&out.stdout).trim())
+        });
+        let message = runtime_message(&message);
+        Err(EngineError::Start { code: start_failure_code(&message), message })
+    }
+
+    /// What the monitor runs for `--rm`: `berth … container-cleanup ID`.
+    fn cleanup_command(&self, id: &str) -> Vec<OsString> {
+        vec![
+            self.self_exe.clone().into(),
+            "--root".into(),
+            self.root.clone().into(),
+            "--runroot".into(),
+            self.runroot.clone().into(),
+            "container-cleanup".into(),
+            id.into(),
+        ]
+    }
+
+    /// A shared hold on the container's attach lock: while held, a `--rm`
+    /// container's monitor waits before removing it (so a foreground reader
+    /// gets all output and the exit code).
+    pub fn attach_lock(&self, id: &str) -> Result<nix::fcntl::Flock<fs::File>> {
+        let run = self.run_dir(id);
+        fs::create_dir_all(&run).map_err(io("create", &run))?;
+        let p = run.join(ATTACH_LOCK);
+        let f = fs::File::options().create(true).truncate(false).write(true).open(&p).map_err(io("open", &p))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared)
+            .map_err(|(_, e)| EngineError::Io { what: "lock", path: p, source: e.into() })
+    }
+
+    /// Block until the container's monitor has exited (its `--rm` cleanup
+    /// included).
+    pub fn wait_monitor(&self, id: &str) {
+        let p = self.run_dir(id).join(MONITOR_LOCK);
+        if let Ok(f) = fs::File::open(&p) {
+            let _ = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared);
+        }
+    }
+}
+
+/// The gist of a runtime's error output: its last line, and of a logrus
+/// line (`time=… level=error msg="…"`) only the message.
+pub fn runtime_message(out: &str) -> String {
+    let last = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    match last.find("msg=\"") {
+        Some(i) => {
+            let rest = &last[i + 5..];
+            let end = rest.rfind('"').unwrap_or(rest.len());
+            rest[..end].replace("\\\"", "\"")
+        }
+        None => last.to_string(),
+    }
+}
+
+/// docker's codes for a process that could not start: 127 when the command
+/// is not found, 126 when it cannot be executed, else 125.
+pub fn start_failure_code(message: &str) -> u8 {
+    let m = message.to_ascii_lowercase();
+    let about_exec = m.contains("exec") || m.contains("executable") || m.contains("command");
+    let missing = m.contains("not found") || m.contains("no such file") || m.contains("no such executable");
+    if about_exec && missing {
+        127
+    } else if about_exec && (m.contains("permission denied") || m.contains("operation not permitted")) {
+        126
+    } else {
+        125
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_messages_and_codes() {
+        let runc = "time=\"x\" level=error msg=\"a\"\ntime=\"y\" level=error msg=\"runc create failed: exec: \\\"nosuch\\\": executable file not found in $PATH\"\n";
+        let m = runtime_message(runc);
+        assert_eq!(m, "runc create failed: exec: \"nosuch\": executable file not found in $PATH");
+        assert_eq!(start_failure_code(&m), 127);
+        assert_eq!(start_failure_code("exec: \"/etc/passwd\": permission denied"), 126);
+        assert_eq!(start_failure_code("mount /x: no such file or directory"), 125);
+        assert_eq!(start_failure_code("open executable: Operation not permitted"), 126);
+        assert_eq!(runtime_message("plain error\n"), "plain error");
+    }
+}

@@ -1,0 +1,81 @@
+//! The engine's errors: one variant per failed operation.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no such image: {reference}")]
+    ImageNotFound { reference: String },
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    #[error("container name {0:?} is already in use")]
+    NameInUse(String),
+    #[error("invalid container name {0:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")]
+    InvalidName(String),
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption { option: String, reason: String },
+    #[error("no command specified")]
+    NoCommand,
+    #[error("unable to find user {user}: no matching entries in passwd file")]
+    UnknownUser { user: String },
+    #[error("container {0} is running: stop it first or use --force")]
+    Running(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("cannot find the OCI runtime {name:?} (next to berth or on PATH)")]
+    RuntimeNotFound { name: String },
+    #[error("cannot find berth-monitor (set BERTH_MONITOR, or install it next to berth)")]
+    MonitorNotFound,
+    #[error("container database {path}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("image store")]
+    Storage(#[source] berth_storage::StorageError),
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("run {program}")]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime refused to create or start the container; `code` is
+    /// docker's: 127 command not found, 126 not executable, else 125.
+    #[error("{message}")]
+    Start { message: String, code: u8 },
+    #[error("runtime {op} {id}: {message}")]
+    Runtime { op: &'static str, id: String, message: String },
+    #[error("bad record for container {id}")]
+    BadRecord {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("timed out waiting for container {0}")]
+    Timeout(String),
+}
+
+impl EngineError {
+    /// The exit status docker gives this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EngineError::Start { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EngineError {
+    let path = path.into();
+    move |source| EngineError::Io { what, path, source }
+}

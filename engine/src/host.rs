@@ -1,0 +1,100 @@
+//! Facts about the host the engine needs: where binaries are, which
+//! capabilities it may grant, random ids.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{io, EngineError, Result};
+
+/// `name` next to `self_exe`, else on `PATH`.
+pub fn find_binary(name: &str, self_exe: &Path) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.is_file().then_some(p);
+    }
+    let sibling = self_exe.parent().map(|d| d.join(name));
+    if let Some(s) = sibling.filter(|s| s.is_file()) {
+        return Some(s);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The OCI runtime to use: a path, a name, or `berth-runtime` by default.
+pub fn find_runtime(name: Option<&str>, self_exe: &Path) -> Result<PathBuf> {
+    let name = name.unwrap_or("berth-runtime");
+    find_binary(name, self_exe)
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .ok_or_else(|| EngineError::RuntimeNotFound { name: name.to_string() })
+}
+
+/// `berth-monitor`: `$BERTH_MONITOR`, next to `self_exe`, or on PATH.
+pub fn find_monitor(self_exe: &Path) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_MONITOR").map(PathBuf::from) {
+        return p.is_file().then_some(p).ok_or(EngineError::MonitorNotFound);
+    }
+    find_binary("berth-monitor", self_exe).ok_or(EngineError::MonitorNotFound)
+}
+
+const CAP_NAMES: &[&str] = &[
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+];
+
+/// The capabilities in this process's bounding set (what a container may
+/// get: on some hosts CAP_SYS_RESOURCE is not there).
+pub fn bounding_caps() -> Vec<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or(u64::MAX);
+    CAP_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, n)| format!("CAP_{n}"))
+        .collect()
+}
+
+/// 64 random hex digits.
+pub fn random_id() -> Result<String> {
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(io("read", "/dev/urandom"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// docker's name rule.
+pub fn valid_name(n: &str) -> bool {
+    let mut b = n.bytes();
+    b.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && b.all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+        && n.len() <= 128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names() {
+        let id = random_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, random_id().unwrap());
+        for (n, ok) in [("web", true), ("a.b-c_1", true), ("", false), ("-x", false), ("a/b", false)] {
+            assert_eq!(valid_name(n), ok, "{n}");
+        }
+        assert!(bounding_caps().contains(&"CAP_CHOWN".to_string()));
+    }
+}

@@ -1,0 +1,32 @@
+//! Berth's container engine: container records in the store's SQLite DB,
+//! bundle generation (config.json from the image config plus options, with
+//! docker's defaults), lifecycle through the OCI runtime *binary*, one
+//! `berth-monitor` per container, json-file logs.
+//!
+//! **Boundary:** never parses CLI flags; never links the runtime — it execs
+//! it (`berth-runtime`, `runc`, `crun` or any path). **Invariant:** a
+//! container's live state is derived from its run dir (the monitor's lock
+//! and exit file), never stored.
+
+mod db;
+mod engine;
+mod error;
+mod host;
+mod inspect;
+pub mod layout;
+mod lifecycle;
+mod logs;
+pub mod monitor;
+mod options;
+mod spec;
+mod state;
+mod sys;
+mod user;
+
+pub use db::ContainerRecord;
+pub use engine::{start_failure_code, Engine};
+pub use error::{EngineError, Result};
+pub use lifecycle::ExecOptions;
+pub use logs::{LogFollower, LogLine};
+pub use options::{parse_size, BindMount, NetworkMode, RunOptions};
+pub use state::{State, Status};

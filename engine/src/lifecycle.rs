@@ -1,0 +1,181 @@
+//! stop, kill, remove, wait and exec: the runtime binary does the work,
+//! the monitor's files tell the outcome.
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::db::ContainerRecord;
+use crate::engine::Engine;
+use crate::error::{io, EngineError, Result};
+use crate::state::Status;
+
+/// What `exec` runs.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+}
+
+impl Engine {
+    fn runtime(&self, rec: &ContainerRecord) -> Command {
+        let mut c = Command::new(&rec.runtime);
+        c.arg("--root").arg(&rec.runtime_root);
+        c
+    }
+
+    fn runtime_ok(&self, rec: &ContainerRecord, op: &'static str, args: &[&str]) -> Result<()> {
+        let out = self
+            .runtime(rec)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| EngineError::Spawn { program: rec.runtime.clone(), source })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(EngineError::Runtime {
+            op,
+            id: rec.id.clone(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+
+    /// Send `signal` (a name like `TERM` or a number) to a running container.
+    pub fn kill(&self, key: &str, signal: &str) -> Result<()> {
+        let rec = self.find(key)?;
+        if !self.state(&rec).is_running() {
+            return Err(EngineError::NotRunning(rec.id));
+        }
+        self.runtime_ok(&rec, "kill", &["kill", &rec.id, signal])
+    }
+
+    /// Wait up to `timeout` for the container to stop running.
+    fn wait_stopped(&self, rec: &ContainerRecord, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if !self.state(rec).is_running() {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout`; returns once it has exited.
+    pub fn stop(&self, key: &str, timeout: Duration) -> Result<()> {
+        let rec = self.find(key)?;
+        if !self.state(&rec).is_running() {
+            return Ok(());
+        }
+        let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "TERM"]);
+        if !self.wait_stopped(&rec, timeout) {
+            let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "KILL"]);
+            if !self.wait_stopped(&rec, Duration::from_secs(30)) {
+                return Err(EngineError::Timeout(rec.id));
+            }
+        }
+        self.wait_monitor(&rec.id);
+        Ok(())
+    }
+
+    /// Remove a container (`force` kills a running one first).
+    pub fn remove(&self, key: &str, force: bool) -> Result<()> {
+        let rec = self.find(key)?;
+        if self.state(&rec).is_running() {
+            if !force {
+                return Err(EngineError::Running(rec.id));
+            }
+            let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "KILL"]);
+            if !self.wait_stopped(&rec, Duration::from_secs(30)) {
+                return Err(EngineError::Timeout(rec.id));
+            }
+        }
+        self.wait_monitor(&rec.id);
+        self.remove_files(&rec)
+    }
+
+    /// The monitor's exit command for `--rm`: remove without waiting for the
+    /// monitor (it is our caller). A container already gone is fine.
+    pub fn cleanup(&self, id: &str) -> Result<()> {
+        match self.find(id) {
+            Ok(rec) if rec.options.auto_remove => self.remove_files(&rec),
+            Ok(_) | Err(EngineError::NoSuchContainer(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove_files(&self, rec: &ContainerRecord) -> Result<()> {
+        // Normally the monitor deleted it already; this covers a dead monitor.
+        let _ = self.runtime_ok(rec, "delete", &["delete", "--force", &rec.id]);
+        self.store.remove_snapshot(&rec.id).map_err(EngineError::Storage)?;
+        let run = self.run_dir(&rec.id);
+        if run.exists() {
+            fs::remove_dir_all(&run).map_err(io("remove", &run))?;
+        }
+        self.db.delete(&rec.id)?;
+        Ok(())
+    }
+
+    /// Block until the container exits; its exit code.
+    pub fn wait(&self, key: &str) -> Result<i32> {
+        let id = self.find(key)?.id;
+        loop {
+            let rec = self.find(&id)?;
+            let st = self.state(&rec);
+            if st.status == Status::Exited {
+                return Ok(st.exit_code.unwrap_or(255));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Run a command in a running container with this process's stdio;
+    /// returns its exit code.
+    pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32> {
+        let rec = self.find(key)?;
+        if !self.state(&rec).is_running() {
+            return Err(EngineError::NotRunning(rec.id));
+        }
+        if o.cmd.is_empty() {
+            return Err(EngineError::NoCommand);
+        }
+        let cfg_path = rec.bundle.join("config.json");
+        let cfg: serde_json::Value = serde_json::from_slice(&fs::read(&cfg_path).map_err(io("read", &cfg_path))?)
+            .map_err(|source| EngineError::BadRecord { id: rec.id.clone(), source })?;
+        let mut process = cfg["process"].clone();
+        process["args"] = serde_json::json!(o.cmd);
+        if let Some(u) = &o.user {
+            let user = crate::user::resolve(&rec.rootfs, u)?;
+            process["user"] = serde_json::json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
+        }
+        if let Some(w) = &o.workdir {
+            process["cwd"] = serde_json::json!(w);
+        }
+        let mut env: Vec<String> = serde_json::from_value(process["env"].take()).unwrap_or_default();
+        for kv in &o.env {
+            let key = kv.split('=').next().unwrap_or("");
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        process["env"] = serde_json::json!(env);
+        let pfile = self.run_dir(&rec.id).join(format!("exec-{}.json", &crate::host::random_id()?[..16]));
+        fs::write(&pfile, process.to_string()).map_err(io("write", &pfile))?;
+        let status = self
+            .runtime(&rec)
+            .arg("exec")
+            .arg("--process")
+            .arg(&pfile)
+            .arg(&rec.id)
+            .status()
+            .map_err(|source| EngineError::Spawn { program: rec.runtime.clone(), source });
+        let _ = fs::remove_file(&pfile);
+        let status = status?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+}

@@ -1,0 +1,341 @@
+//! The monitor's life: daemonize, create + start, pump output, reap, record,
+//! clean up.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::time::{json_str, rfc3339_nanos};
+use super::{sys, Args, MonitorError};
+use crate::layout::{ATTACH_LOCK, EXIT_FILE, MONITOR_LOCK, PID_FILE};
+use crate::sys::{fork_single_threaded, Forked};
+
+/// Entry point of the `berth-monitor` binary; returns its exit status.
+pub fn main() -> i32 {
+    let args = match Args::parse(std::env::args_os().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("{{\"error\":{}}}", json_str(e.to_string().as_bytes()));
+            return 2;
+        }
+    };
+    let _ = nix::unistd::setsid();
+    let (rd, wr) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return report_and_fail(&format!("pipe: {e}")),
+    };
+    match fork_single_threaded() {
+        Ok(Forked::Parent) => {
+            drop(wr);
+            let mut msg = String::new();
+            let _ = File::from(rd).read_to_string(&mut msg);
+            if msg.is_empty() {
+                msg = "{\"error\":\"monitor exited before the container started\"}".into();
+            }
+            print!("{msg}");
+            let _ = std::io::stdout().flush();
+            i32::from(!msg.contains("\"pid\""))
+        }
+        Ok(Forked::Child) => {
+            drop(rd);
+            detach_stdio();
+            let mut report = File::from(wr);
+            match monitor(&args, &mut report) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = write!(report, "{{\"error\":{}}}", json_str(e.to_string().as_bytes()));
+                    1
+                }
+            }
+        }
+        Err(e) => report_and_fail(&format!("fork: {e}")),
+    }
+}
+
+fn report_and_fail(msg: &str) -> i32 {
+    println!("{{\"error\":{}}}", json_str(msg.as_bytes()));
+    1
+}
+
+/// stdin, stdout and stderr to /dev/null, so the engine's pipes close when
+/// the first process exits.
+fn detach_stdio() {
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+}
+
+fn lock(path: &Path, arg: FlockArg) -> Result<Flock<File>, MonitorError> {
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(sys(format!("open {}", path.display())))?;
+    Flock::lock(f, arg).map_err(|(_, e)| MonitorError::Sys {
+        what: format!("lock {}", path.display()),
+        source: e.into(),
+    })
+}
+
+fn runtime(a: &Args) -> Command {
+    let mut c = Command::new(&a.runtime);
+    c.arg("--root").arg(&a.runtime_root);
+    c
+}
+
+/// Run a runtime subcommand with output captured; its stderr on failure.
+fn runtime_ok(a: &Args, args: &[&str]) -> Result<(), MonitorError> {
+    let out = runtime(a)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(sys(format!("run {}", a.runtime.display())))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if msg.is_empty() {
+        msg = format!("{} {} failed: {}", a.runtime.display(), args[0], out.status);
+    }
+    Err(MonitorError::Runtime(msg))
+}
+
+fn monitor(a: &Args, report: &mut File) -> Result<(), MonitorError> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| sys("set child subreaper")(e.into()))?;
+    let alive = lock(&a.run_dir.join(MONITOR_LOCK), FlockArg::LockExclusive)?;
+    // Our pid, for people debugging (the lock, not the pid, means "alive").
+    let _ = (&*alive).write_all(std::process::id().to_string().as_bytes());
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(|e| sys("block SIGCHLD")(e.into()))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| sys("signalfd")(e.into()))?;
+    let (pid, out, err) = create_and_start(a)?;
+    let _ = write!(report, "{{\"pid\":{pid}}}");
+    // Closing the report pipe lets the first process exit.
+    *report = File::open("/dev/null").map_err(sys("open /dev/null"))?;
+    let code = pump(a, pid, &sigfd, out, err)?;
+    finish(a, code)
+}
+
+/// `runtime create` with our pipes as its stdio, then `start`. Returns the
+/// container's pid and the read ends of its stdout and stderr.
+fn create_and_start(a: &Args) -> Result<(Pid, OwnedFd, OwnedFd), MonitorError> {
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| sys("pipe")(e.into()))?;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| sys("pipe")(e.into()))?;
+    let pid_file = a.run_dir.join(PID_FILE);
+    let status = runtime(a)
+        .arg("create")
+        .arg("--bundle")
+        .arg(&a.bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&a.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out_w))
+        .stderr(Stdio::from(err_w))
+        .status()
+        .map_err(sys(format!("run {}", a.runtime.display())))?;
+    if !status.success() {
+        let mut msg = drain_now(&err_r);
+        msg.push_str(&drain_now(&out_r));
+        let _ = runtime_ok(a, &["delete", "--force", &a.id]);
+        let msg = msg.trim().to_string();
+        return Err(MonitorError::Runtime(if msg.is_empty() {
+            format!("runtime create failed: {status}")
+        } else {
+            msg
+        }));
+    }
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .map_err(sys(format!("read {}", pid_file.display())))?
+        .trim()
+        .parse()
+        .map_err(|_| MonitorError::Runtime("runtime wrote a bad pid file".into()))?;
+    if let Err(e) = runtime_ok(a, &["start", &a.id]) {
+        let _ = runtime_ok(a, &["delete", "--force", &a.id]);
+        return Err(e);
+    }
+    Ok((Pid::from_raw(pid), out_r, err_r))
+}
+
+/// Whatever is already buffered in a pipe (non-blocking).
+fn drain_now(fd: &OwnedFd) -> String {
+    let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    let mut buf = vec![0u8; 65536];
+    let n = nix::unistd::read(fd, &mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// One output stream: its pipe and a partial line.
+struct Stream {
+    fd: Option<OwnedFd>,
+    name: &'static str,
+    partial: Vec<u8>,
+}
+
+/// Copy output into the log until the container has exited and its pipes
+/// are closed (or a grace period after exit). Returns the exit code.
+fn pump(
+    a: &Args,
+    pid: Pid,
+    sigfd: &SignalFd,
+    out: OwnedFd,
+    err: OwnedFd,
+) -> Result<i32, MonitorError> {
+    let mut log = File::options()
+        .create(true)
+        .append(true)
+        .open(&a.log)
+        .map_err(sys(format!("open {}", a.log.display())))?;
+    let mut streams = [
+        Stream { fd: Some(out), name: "stdout", partial: Vec::new() },
+        Stream { fd: Some(err), name: "stderr", partial: Vec::new() },
+    ];
+    let mut code = reap(pid);
+    let mut deadline: Option<Instant> = code.map(|_| Instant::now() + Duration::from_secs(2));
+    loop {
+        if streams.iter().all(|s| s.fd.is_none()) && code.is_some() {
+            break;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let timeout = match deadline {
+            Some(_) => PollTimeout::from(100u16),
+            None => PollTimeout::NONE,
+        };
+        let mut fds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+        let idx: Vec<usize> = (0..2).filter(|&i| streams[i].fd.is_some()).collect();
+        for &i in &idx {
+            if let Some(fd) = &streams[i].fd {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        match poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(sys("poll")(e.into())),
+            Ok(_) => {}
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            if code.is_none() {
+                code = reap(pid);
+                if code.is_some() {
+                    deadline = Some(Instant::now() + Duration::from_secs(2));
+                }
+            } else {
+                reap(pid);
+            }
+        }
+        for (k, &i) in idx.iter().enumerate() {
+            if ready[k + 1] {
+                copy_out(&mut streams[i], &mut log);
+            }
+        }
+    }
+    for s in &mut streams {
+        flush_partial(s, &mut log);
+    }
+    Ok(code.unwrap_or(255))
+}
+
+/// Reap every exited child; the container's exit code once it is reaped.
+fn reap(pid: Pid) -> Option<i32> {
+    let mut code = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, c)) if p == pid => code = Some(c),
+            Ok(WaitStatus::Signaled(p, s, _)) if p == pid => code = Some(128 + s as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return code,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn copy_out(s: &mut Stream, log: &mut File) {
+    let Some(fd) = &s.fd else { return };
+    let mut buf = [0u8; 16384];
+    match nix::unistd::read(fd, &mut buf) {
+        Ok(0) | Err(_) => {
+            flush_partial(s, log);
+            s.fd = None;
+        }
+        Ok(n) => {
+            s.partial.extend_from_slice(&buf[..n]);
+            while let Some(pos) = s.partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = s.partial.drain(..=pos).collect();
+                write_line(log, s.name, &line);
+            }
+            if s.partial.len() >= 16384 {
+                flush_partial(s, log);
+            }
+        }
+    }
+}
+
+fn flush_partial(s: &mut Stream, log: &mut File) {
+    if !s.partial.is_empty() {
+        let line = std::mem::take(&mut s.partial);
+        write_line(log, s.name, &line);
+    }
+}
+
+/// One json-file log line, docker's format.
+fn write_line(log: &mut File, stream: &str, data: &[u8]) {
+    let line = format!(
+        "{{\"log\":{},\"stream\":\"{stream}\",\"time\":\"{}\"}}\n",
+        json_str(data),
+        rfc3339_nanos(SystemTime::now())
+    );
+    let _ = log.write_all(line.as_bytes());
+}
+
+/// Record the exit, delete the runtime container, run the exit command.
+fn finish(a: &Args, code: i32) -> Result<(), MonitorError> {
+    let body = format!(
+        "{{\"exit_code\":{code},\"finished_at\":\"{}\"}}",
+        rfc3339_nanos(SystemTime::now())
+    );
+    let path = a.run_dir.join(EXIT_FILE);
+    let tmp = a.run_dir.join(".exit.json.tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(body.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(sys(format!("write {}", path.display())))?;
+    let deleted = runtime_ok(a, &["delete", "--force", &a.id]);
+    if a.remove {
+        // A foreground `berth run --rm` reads the output and exit code first.
+        let _reader_done = lock(&a.run_dir.join(ATTACH_LOCK), FlockArg::LockExclusive);
+    }
+    if let Some((prog, rest)) = a.exit_command.split_first() {
+        let _ = Command::new(prog)
+            .args(rest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    deleted
+}

@@ -1,0 +1,130 @@
+//! What a container is created with (docker's `run` options, parsed).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+/// Network mode for this session: no network (own empty netns) or the host's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetworkMode {
+    #[default]
+    None,
+    Host,
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<NetworkMode> {
+        match s {
+            "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
+            _ => Err(invalid("--network", format!("{s:?}: only none and host are supported"))),
+        }
+    }
+}
+
+/// A bind mount (`-v /src:/dst[:ro]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+impl BindMount {
+    /// Parse docker's `-v SRC:DST[:ro|rw]` (bind mounts only; SRC absolute).
+    pub fn parse(spec: &str) -> Result<BindMount> {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => return Err(invalid("-v", format!("{spec:?}: expected SRC:DST[:ro]"))),
+        };
+        if !src.starts_with('/') {
+            return Err(invalid("-v", format!("{spec:?}: named volumes are not supported yet; SRC must be an absolute path")));
+        }
+        if !dst.starts_with('/') || dst.split('/').any(|c| c == "..") {
+            return Err(invalid("-v", format!("{spec:?}: DST must be an absolute path without ..")));
+        }
+        let readonly = match mode {
+            "" | "rw" => false,
+            "ro" => true,
+            m => return Err(invalid("-v", format!("{spec:?}: unknown mode {m:?}"))),
+        };
+        Ok(BindMount { source: src.into(), destination: dst.to_string(), readonly })
+    }
+}
+
+/// Options for a new container. Empty/None means "the image's, or docker's
+/// default".
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunOptions {
+    pub name: Option<String>,
+    /// `K=V` (or `K`, taken from the caller's environment by the CLI).
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    /// `Some("")` clears the image's entrypoint.
+    pub entrypoint: Option<String>,
+    pub cmd: Vec<String>,
+    pub mounts: Vec<BindMount>,
+    pub read_only: bool,
+    pub memory: Option<i64>,
+    pub pids_limit: Option<i64>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub hostname: Option<String>,
+    pub network: NetworkMode,
+    pub auto_remove: bool,
+    /// Runtime name or path; `None` is berth-runtime.
+    pub runtime: Option<String>,
+}
+
+pub(crate) fn invalid(option: &str, reason: String) -> EngineError {
+    EngineError::InvalidOption { option: option.to_string(), reason }
+}
+
+/// docker's memory sizes: `512`, `64k`, `128m`, `1g` (binary units).
+pub fn parse_size(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    num.parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| invalid("--memory", format!("{s:?} is not a size")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        for (s, v) in [("512", 512), ("64k", 65536), ("128m", 128 << 20), ("1g", 1 << 30), ("2MB", 2 << 20)] {
+            assert_eq!(parse_size(s).unwrap(), v, "{s}");
+        }
+        for bad in ["", "x", "-1", "1t"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn volumes() {
+        let m = BindMount::parse("/a:/b:ro").unwrap();
+        assert_eq!((m.source.to_str().unwrap(), m.destination.as_str(), m.readonly), ("/a", "/b", true));
+        assert!(!BindMount::parse("/a:/b").unwrap().readonly);
+        for bad in ["vol:/b", "/a:b", "/a", "/a:/b:xx", "/a:/../b"] {
+            assert!(BindMount::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
