@@ -292,8 +292,11 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
     wait_fifo_closed(&fifo, &st);
     drop(fifo);
     let _ = std::fs::remove_file(&fifo_path);
-    st.status = if state::init_alive(&st) { Status::Running } else { Status::Stopped };
+    st.status = Status::Running;
     locked.save(&st)?;
+    // The process was started: poststart hooks see "running" even if a
+    // short-lived process has already exited by the time they run (the
+    // status `state` reports is always derived live).
     let json = state_json(&st);
     for e in hooks::run_all_warn(Kind::Poststart, &Kind::Poststart.of(&st.config), json.as_bytes()) {
         crate::log::warn(&e.to_string());
