@@ -148,8 +148,8 @@ fn memory_limit_oom_kills_and_run_reports_137() {
     }
     let mb16 = 16 << 20;
     let mut fx = Fx::new("", json!({"memory": {"limit": mb16, "swap": mb16}}));
-    // dd's buffer alone is 64 MiB: filled from /dev/zero it must be killed.
-    fx.b.set_args(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]).save();
+    // awk doubles a string until the limit: it must be killed.
+    fx.b.set_args(&["awk", "BEGIN { s = \"x\"; while (1) s = s s }"]).save();
     let o = fx.rt.run(&["run", "--keep", "--bundle", fx.bundle_arg(), &fx.id]);
     assert_eq!(o.status.code(), Some(137), "OOM kill is reported as 128+SIGKILL; stderr: {}", stderr(&o));
     assert_eq!(fx.cg.read("memory", "memory.limit_in_bytes"), mb16.to_string());
@@ -166,8 +166,11 @@ fn disabled_oom_killer_makes_tasks_wait_instead_of_dying() {
         return;
     }
     let mb16 = 16 << 20;
+    // Memory touched from user space (awk doubling a string): a charge that
+    // fails in a page fault waits under OOM. (A buffer filled by read(2)
+    // would fail the syscall with EFAULT instead, and the task would exit.)
     let fx = Fx::new(
-        "exec dd if=/dev/zero of=/dev/null bs=64M count=1",
+        "exec awk 'BEGIN { s = \"x\"; while (1) s = s s }'",
         json!({"memory": {"limit": mb16, "swap": mb16, "reservation": 8 << 20, "swappiness": 0, "disableOOMKiller": true}}),
     );
     fx.run_detached();
