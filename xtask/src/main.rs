@@ -80,12 +80,19 @@ fn test(extra: &[String]) -> Result<()> {
     let mut l = cargo();
     l.args(["clippy", "--workspace", "--all-targets", "--quiet"]);
     run(l).context("clippy (deny-level lints, e.g. undocumented unsafe blocks)")?;
-    let mut t = cargo();
-    t.args(["test", "--workspace", "--no-fail-fast"])
-        .args(extra)
-        .env("BERTH_SKIP_LOG", &skip_log)
-        .env("BERTH_RUNTIME", target_dir().join("debug/berth-runtime"));
-    let r = run(t);
+    let test = |args: &[&str]| {
+        let mut t = cargo();
+        t.args(["test", "--no-fail-fast"])
+            .args(args)
+            .args(extra)
+            .env("BERTH_SKIP_LOG", &skip_log)
+            .env("BERTH_RUNTIME", target_dir().join("debug/berth-runtime"));
+        run(t)
+    };
+    let r = test(&["--workspace", "--exclude", "berth-conformance"]);
+    // The conformance suite prints its runc / crun / berth table.
+    let c = test(&["-p", "berth-conformance", "--", "--nocapture", "--test-threads", "1"]);
+    let r = r.and(c);
     let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
     let n = skips.lines().count();
     println!("\nnamed skips: {n}");
