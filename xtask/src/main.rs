@@ -64,7 +64,7 @@ fn demo() -> Result<()> {
     let mut c = Command::new(&rt);
     c.arg("--root").arg(state.path()).args(["run", "--bundle"]).arg(bundle.path()).arg("demo");
     run(c)?;
-    println!("demo: ok ({} , bundle from busybox-static)", rt.display());
+    println!("demo: ok ({}, bundle from busybox-static)", rt.display());
     Ok(())
 }
 
