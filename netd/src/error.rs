@@ -41,6 +41,12 @@ pub enum Error {
     DuplicateInterface(String),
     #[error("port mapping uses port 0")]
     ZeroPort,
+    #[error("port range {host_port}/{protocol} of {range} ports is empty or passes 65535")]
+    BadPortRange {
+        host_port: u16,
+        protocol: Protocol,
+        range: u16,
+    },
     #[error("host port {port}/{protocol} is mapped twice")]
     DuplicatePort { port: u16, protocol: Protocol },
 
@@ -269,6 +275,7 @@ impl Error {
             | DuplicateNetwork(_)
             | DuplicateInterface(_)
             | ZeroPort
+            | BadPortRange { .. }
             | DuplicatePort { .. } => ErrorCode::InvalidRequest,
             SubnetOverlap { .. }
             | SubnetOverlapsHost { .. }

@@ -8,10 +8,11 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
 use crate::state::State;
-use crate::wire::Protocol;
+use crate::wire::{PortMapping, Protocol};
 use crate::Error;
 
 /// The default table name (family `ip`).
@@ -51,13 +52,12 @@ pub fn render(state: &State, table: &str) -> String {
                 Protocol::Tcp => "tcp",
                 Protocol::Udp => "udp",
             };
-            let _ = writeln!(
-                s,
-                "    {daddr}{proto} dport {} dnat to {}:{} comment \"{}\"",
-                p.host_port,
+            render_mapping(
+                &mut s,
+                &format!("{daddr}{proto}"),
+                p,
                 first.ip,
-                p.container_port,
-                comment(id)
+                &comment(id),
             );
         }
     }
@@ -66,6 +66,27 @@ pub fn render(state: &State, table: &str) -> String {
     render_forward(state, &mut s);
     s.push_str("}\n");
     s
+}
+
+/// DNAT rules of one mapping: one rule for a single port or a range mapped
+/// onto the same ports, else one rule per port (nft's `dnat to IP:A-B`
+/// picks any port of the range instead of keeping the offset).
+fn render_mapping(s: &mut String, matcher: &str, p: &PortMapping, ip: Ipv4Addr, comment: &str) {
+    let end = p.host_end().unwrap_or(u16::MAX);
+    if p.range > 1 && p.host_port == p.container_port {
+        let _ = writeln!(
+            s,
+            "    {matcher} dport {}-{end} dnat to {ip} comment \"{comment}\"",
+            p.host_port
+        );
+        return;
+    }
+    for (host, ctr) in (p.host_port..=end).zip(p.container_port..) {
+        let _ = writeln!(
+            s,
+            "    {matcher} dport {host} dnat to {ip}:{ctr} comment \"{comment}\""
+        );
+    }
 }
 
 /// Masquerade: connections to published ports from 127.0.0.0/8 (they need
@@ -159,7 +180,7 @@ fn run_script(script: &str, action: &'static str) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::state::{Lease, LeaseAttachment, NetworkState};
-    use crate::wire::{NetworkConfig, PortMapping};
+    use crate::wire::NetworkConfig;
 
     fn state(internal: bool) -> State {
         let mut st = State::default();
@@ -191,6 +212,7 @@ mod tests {
             host_port: 8080,
             container_port: 80,
             protocol: Protocol::Udp,
+            range: 1,
         };
         let lease = Lease {
             container_name: "c".into(),
@@ -214,6 +236,42 @@ mod tests {
             "{r}"
         );
         assert!(!r.contains("drop"), "{r}");
+    }
+
+    #[test]
+    fn renders_port_ranges() {
+        let mut st = state(false);
+        let lease = st.leases.values_mut().next().expect("lease");
+        let pm = lease.port_mappings[0];
+        lease.port_mappings = vec![
+            PortMapping {
+                host_port: 9000,
+                container_port: 9000,
+                protocol: Protocol::Tcp,
+                range: 3,
+                ..pm
+            },
+            PortMapping {
+                host_port: 7000,
+                container_port: 80,
+                range: 2,
+                ..pm
+            },
+        ];
+        let r = render(&st, "berth");
+        assert!(
+            r.contains("tcp dport 9000-9002 dnat to 10.7.0.2 comment"),
+            "{r}"
+        );
+        assert!(
+            r.contains("udp dport 7000 dnat to 10.7.0.2:80 comment"),
+            "{r}"
+        );
+        assert!(
+            r.contains("udp dport 7001 dnat to 10.7.0.2:81 comment"),
+            "{r}"
+        );
+        assert!(!r.contains("7002"), "{r}");
     }
 
     #[test]

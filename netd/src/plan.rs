@@ -118,6 +118,13 @@ fn check_ports(ports: &[PortMapping]) -> Result<(), Error> {
         if p.host_port == 0 || p.container_port == 0 {
             return Err(Error::ZeroPort);
         }
+        if p.host_end().is_none() || p.container_end().is_none() {
+            return Err(Error::BadPortRange {
+                host_port: p.host_port,
+                protocol: p.protocol,
+                range: p.range,
+            });
+        }
         if ports[..i].iter().any(|q| ports_clash(p, q)) {
             return Err(Error::DuplicatePort {
                 port: p.host_port,
@@ -128,9 +135,11 @@ fn check_ports(ports: &[PortMapping]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether two mappings claim the same host port.
+/// Whether two mappings claim a common host port.
 fn ports_clash(a: &PortMapping, b: &PortMapping) -> bool {
-    a.host_port == b.host_port
+    let end = |p: &PortMapping| p.host_end().unwrap_or(u16::MAX);
+    a.host_port <= end(b)
+        && b.host_port <= end(a)
         && a.protocol == b.protocol
         && (a.host_ip.is_none() || b.host_ip.is_none() || a.host_ip == b.host_ip)
 }
@@ -317,16 +326,18 @@ fn check_ports_free(req: &Request, state: &State) -> Result<(), Error> {
                 });
             }
         }
-        let addr = (p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host_port);
-        let bound = match p.protocol {
-            Protocol::Tcp => TcpListener::bind(addr).map(drop),
-            Protocol::Udp => UdpSocket::bind(addr).map(drop),
-        };
-        bound.map_err(|source| Error::PortInUse {
-            port: p.host_port,
-            protocol: p.protocol,
-            source,
-        })?;
+        for port in p.host_ports() {
+            let addr = (p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
+            let bound = match p.protocol {
+                Protocol::Tcp => TcpListener::bind(addr).map(drop),
+                Protocol::Udp => UdpSocket::bind(addr).map(drop),
+            };
+            bound.map_err(|source| Error::PortInUse {
+                port,
+                protocol: p.protocol,
+                source,
+            })?;
+        }
     }
     Ok(())
 }
@@ -394,6 +405,7 @@ mod tests {
             host_port: 80,
             container_port: 80,
             protocol: Protocol::Tcp,
+            range: 1,
         };
         r.port_mappings = vec![
             pm,
@@ -405,6 +417,28 @@ mod tests {
         check(&r, Some(InvalidRequest));
         r.port_mappings[1].protocol = Protocol::Udp;
         check(&r, None);
+        // Ranges: overlapping host ranges clash, ranges past 65535 are invalid.
+        r.port_mappings = vec![
+            PortMapping {
+                host_port: 70,
+                range: 11,
+                ..pm
+            },
+            PortMapping {
+                host_port: 80,
+                container_port: 1000,
+                ..pm
+            },
+        ];
+        check(&r, Some(InvalidRequest));
+        r.port_mappings[1].host_port = 81;
+        check(&r, None);
+        r.port_mappings = vec![PortMapping {
+            host_port: 65535,
+            range: 2,
+            ..pm
+        }];
+        check(&r, Some(InvalidRequest));
     }
 
     #[test]

@@ -80,7 +80,8 @@ impl NetworkConfig {
     }
 }
 
-/// A published port: `HOST_IP:HOST_PORT -> CONTAINER_PORT/PROTOCOL`.
+/// A published port or port range:
+/// `HOST_IP:HOST_PORT[+i] -> CONTAINER_PORT[+i]/PROTOCOL` for `i < range`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortMapping {
@@ -91,6 +92,113 @@ pub struct PortMapping {
     pub container_port: u16,
     #[serde(default)]
     pub protocol: Protocol,
+    /// How many consecutive ports, starting at `host_port` and
+    /// `container_port`; default 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub range: u16,
+}
+
+fn one() -> u16 {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_one(n: &u16) -> bool {
+    *n == 1
+}
+
+impl PortMapping {
+    /// The last host port of the mapping (`None` if it passes 65535).
+    pub fn host_end(&self) -> Option<u16> {
+        self.host_port.checked_add(self.range.checked_sub(1)?)
+    }
+
+    /// The last container port of the mapping (`None` if it passes 65535).
+    pub fn container_end(&self) -> Option<u16> {
+        self.container_port.checked_add(self.range.checked_sub(1)?)
+    }
+
+    /// The host ports of the mapping.
+    pub fn host_ports(&self) -> impl Iterator<Item = u16> {
+        let end = self.host_end().unwrap_or(u16::MAX);
+        self.host_port..=end
+    }
+}
+
+/// A malformed `-p` specification.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PortSpecError {
+    #[error("port spec {0:?}: expected [IP:]HOST[-END]:CONTAINER[-END][/tcp|udp]")]
+    Syntax(String),
+    #[error("port spec {spec:?}: bad port {port:?} (1-65535)")]
+    Port { spec: String, port: String },
+    #[error("port spec {0:?}: range ends before it starts")]
+    Reversed(String),
+    #[error("port spec {0:?}: host and container ranges differ in length")]
+    LengthMismatch(String),
+    #[error("port spec {spec:?}: unknown protocol {protocol:?}")]
+    Protocol { spec: String, protocol: String },
+}
+
+impl FromStr for PortMapping {
+    type Err = PortSpecError;
+
+    /// `[IP:]HOST[-HOST_END]:CONTAINER[-CONTAINER_END][/tcp|udp]`.
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let (ports, protocol) = match spec.split_once('/') {
+            None => (spec, Protocol::Tcp),
+            Some((p, "tcp")) => (p, Protocol::Tcp),
+            Some((p, "udp")) => (p, Protocol::Udp),
+            Some((_, other)) => {
+                return Err(PortSpecError::Protocol {
+                    spec: spec.to_owned(),
+                    protocol: other.to_owned(),
+                })
+            }
+        };
+        let parts: Vec<&str> = ports.split(':').collect();
+        let (host_ip, host, ctr) = match parts.as_slice() {
+            [h, c] => (None, *h, *c),
+            [ip, h, c] => {
+                let ip = ip
+                    .parse()
+                    .map_err(|_| PortSpecError::Syntax(spec.to_owned()))?;
+                (Some(ip), *h, *c)
+            }
+            _ => return Err(PortSpecError::Syntax(spec.to_owned())),
+        };
+        let (host_port, host_len) = port_range(spec, host)?;
+        let (container_port, ctr_len) = port_range(spec, ctr)?;
+        if host_len != ctr_len {
+            return Err(PortSpecError::LengthMismatch(spec.to_owned()));
+        }
+        Ok(PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+            protocol,
+            range: host_len,
+        })
+    }
+}
+
+/// `START[-END]` as (start, length).
+fn port_range(spec: &str, s: &str) -> Result<(u16, u16), PortSpecError> {
+    let port = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(PortSpecError::Port {
+            spec: spec.to_owned(),
+            port: p.to_owned(),
+        }),
+    };
+    let (start, end) = match s.split_once('-') {
+        None => (port(s)?, port(s)?),
+        Some((a, b)) => (port(a)?, port(b)?),
+    };
+    if end < start {
+        return Err(PortSpecError::Reversed(spec.to_owned()));
+    }
+    Ok((start, end - start + 1))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,6 +398,48 @@ impl<'de> Deserialize<'de> for Subnet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_port_specs() {
+        let p: PortMapping = "127.0.0.1:8000-8002:80-82/udp".parse().expect("range");
+        assert_eq!(
+            p,
+            PortMapping {
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 8000,
+                container_port: 80,
+                protocol: Protocol::Udp,
+                range: 3,
+            }
+        );
+        let p: PortMapping = "8080:80".parse().expect("single");
+        assert_eq!((p.host_port, p.container_port, p.range), (8080, 80, 1));
+        assert_eq!(p.protocol, Protocol::Tcp);
+        for bad in [
+            "8000-8002:80-81",
+            "8002-8000:80-82",
+            "0:80",
+            "80",
+            "80:80/sctp",
+            "x:80:80",
+            "70000:80",
+        ] {
+            assert!(bad.parse::<PortMapping>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn range_is_omitted_when_one_and_defaults_to_one() {
+        let p: PortMapping = "8080:80".parse().expect("single");
+        let j = serde_json::to_string(&p).expect("json");
+        assert!(!j.contains("range"), "{j}");
+        let back: PortMapping = serde_json::from_str(&j).expect("back");
+        assert_eq!(back, p);
+        let r: PortMapping =
+            serde_json::from_str(r#"{"host_port":2,"container_port":2,"range":65535}"#)
+                .expect("range");
+        assert_eq!(r.host_end(), None);
+    }
 
     fn check_subnet(s: &str, ok: bool) {
         assert_eq!(s.parse::<Subnet>().is_ok(), ok, "{s}");

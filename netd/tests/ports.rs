@@ -74,3 +74,59 @@ fn published_udp_port_answers_on_localhost() {
     env.teardown_ok(&ns, &req);
     assert!(!env.table_exists(), "nft table left");
 }
+
+/// Two consecutive ports free on the host for TCP and UDP.
+fn free_port_pair() -> u16 {
+    loop {
+        let p = free_port();
+        if p < u16::MAX && std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+#[test]
+fn published_port_range_answers_on_localhost() {
+    if !common::require("published_port_range_answers_on_localhost") {
+        return;
+    }
+    let mut env = Env::new();
+    let ns = env.netns();
+    let br = env.bridge();
+    let (net, _) = subnet();
+    let port = free_port_pair();
+    let spec: berth_netd::wire::PortMapping = format!("{port}-{}:8080-8081/tcp", port + 1)
+        .parse()
+        .expect("port spec");
+    // A second range onto the same ports (one `dport A-B dnat to IP` rule).
+    let same = loop {
+        let q = free_port_pair();
+        if q.abs_diff(port) > 1 {
+            break q;
+        }
+    };
+    let same_spec: berth_netd::wire::PortMapping =
+        format!("{same}-{}:{same}-{}", same + 1, same + 1)
+            .parse()
+            .expect("port spec");
+    let ports = serde_json::to_value([spec, same_spec]).expect("json");
+    let req = request("c-range", &br, &net, json!({}), ports);
+    let out = env.setup_ok(&ns, &req);
+    assert_eq!(out["port_mappings"][0]["range"], 2);
+    let _first = Server::tcp(&ns, 8080, "range-first");
+    let _second = Server::tcp(&ns, 8081, "range-second");
+    let _third = Server::tcp(&ns, same + 1, "range-same");
+    let at = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+    assert_eq!(tcp_fetch(at(port)).expect("first port"), "range-first");
+    assert_eq!(
+        tcp_fetch(at(port + 1)).expect("second port"),
+        "range-second"
+    );
+    assert_eq!(
+        tcp_fetch(at(same + 1)).expect("same-port range"),
+        "range-same"
+    );
+    env.teardown_ok(&ns, &req);
+    assert!(!env.table_exists(), "nft table left");
+    assert!(tcp_fetch(at(port + 1)).is_err(), "range still forwarded");
+}
