@@ -16,7 +16,7 @@ packages=(
     # tools the tests drive: ps, ip, nft, unshare, script
     procps iproute2 nftables util-linux bsdextrautils time
     # reference runtimes and engines for conformance, swap-in tests and benches
-    runc crun podman conmon uidmap fuse-overlayfs hyperfine containerd
+    runc crun podman conmon uidmap fuse-overlayfs hyperfine containerd docker.io
     # image interop and the local registry the pull/push tests start on 127.0.0.1
     skopeo docker-registry tar
 )
