@@ -4,13 +4,13 @@
 //! metrics + kill + delete. containerd runs on private root, state and
 //! sockets under a temp dir (CRI plugin disabled) and is stopped by PID.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var("PATH").ok()?.split(':').map(|d| Path::new(d).join(bin)).find(|p| p.is_file())
-}
+use common::which;
 
 struct Containerd {
     dir: tempfile::TempDir,
@@ -70,15 +70,7 @@ impl Containerd {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.ctr(args);
-        assert!(
-            o.status.success(),
-            "ctr {args:?}: {}\n{}\n{}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr),
-            self.log().lines().rev().take(5).collect::<Vec<_>>().join("\n")
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        common::checked(&format!("ctr {args:?}"), self.ctr(args), &self.log())
     }
 
     /// `ctr run` with berth-runtime as the shim's runc binary.
@@ -120,17 +112,8 @@ impl Drop for Containerd {
             let _ = self.ctr(&["task", "delete", "--force", &id]);
             let _ = self.ctr(&["container", "delete", &id]);
         }
-        // Stopped by the PID we started it with.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.daemon.id() as i32), nix::sys::signal::Signal::SIGTERM);
-        let end = Instant::now() + Duration::from_secs(10);
-        while self.daemon.try_wait().ok().flatten().is_none() && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        // containerd leaves its shim's cgroup parent behind on v1; the
-        // containers' own cgroups are removed by delete.
-        let _ = std::process::Command::new("umount").arg("-R").arg(self.dir.path().join("state")).output();
+        common::stop(&mut self.daemon, Duration::from_secs(10));
+        let _ = Command::new("umount").arg("-R").arg(self.dir.path().join("state")).output();
     }
 }
 
@@ -144,16 +127,8 @@ fn containerd_with_berth_runtime() {
         berth_testkit::skip(T, "containerd is not installed (Debian package containerd)");
         return;
     }
-    let berth = std::env::var_os("BERTH_RUNTIME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| berth_testkit::workspace_root().join("target/debug/berth-runtime"));
-    if !berth.is_file() {
-        berth_testkit::skip(T, "berth-runtime not built: set $BERTH_RUNTIME or build the workspace");
-        return;
-    }
-    // containerd's shims daemonize; be their reaper (this host's pid 1 does
-    // not reap orphans), and reap them at the end.
-    nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
+    let Some(berth) = common::berth_runtime(T) else { return };
+    common::become_subreaper();
     let mut c = Containerd::start(berth);
 
     // run --rm in the foreground: output and exit status come through.
@@ -187,12 +162,5 @@ fn containerd_with_berth_runtime() {
     c.ok(&["container", "delete", &id]);
     assert!(!c.ok(&["task", "ls"]).contains(&id));
     drop(c);
-    let end = Instant::now() + Duration::from_secs(5);
-    loop {
-        match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(nix::sys::wait::WaitStatus::StillAlive) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
-            Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
+    common::reap_orphans(Duration::from_secs(5));
 }

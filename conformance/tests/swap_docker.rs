@@ -5,7 +5,9 @@
 //! socket, no iptables and no bridge (this host's setup), and is stopped by
 //! the PID it was started with.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,28 +65,14 @@ impl Dockerd {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?}: {}\n{}\n{}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr),
-            self.log().lines().rev().take(5).collect::<Vec<_>>().join("\n")
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        common::checked(&format!("docker {args:?}"), self.docker(args), &self.log())
     }
 }
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
         let _ = self.docker(&["rm", "-f", "-v", "bd1"]);
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.daemon.id() as i32), nix::sys::signal::Signal::SIGTERM);
-        let end = Instant::now() + Duration::from_secs(20);
-        while self.daemon.try_wait().ok().flatten().is_none() && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
+        common::stop(&mut self.daemon, Duration::from_secs(20));
         for sub in ["data", "exec"] {
             let _ = Command::new("umount").arg("-R").arg(self.dir.path().join(sub)).output();
         }
@@ -101,15 +89,8 @@ fn docker_with_berth_runtime() {
         berth_testkit::skip(T, "Docker is not installed (Debian package docker.io)");
         return;
     }
-    let berth = std::env::var_os("BERTH_RUNTIME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| berth_testkit::workspace_root().join("target/debug/berth-runtime"));
-    if !berth.is_file() {
-        berth_testkit::skip(T, "berth-runtime not built: set $BERTH_RUNTIME or build the workspace");
-        return;
-    }
-    // dockerd's containerd shims daemonize: reap them (this host's pid 1 does not).
-    nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
+    let Some(berth) = common::berth_runtime(T) else { return };
+    common::become_subreaper();
     let dk = Dockerd::start(&berth);
     let rootfs = dk.dir.path().join("rootfs");
     berth_testkit::make_busybox_rootfs(&rootfs);
@@ -143,12 +124,5 @@ fn docker_with_berth_runtime() {
     assert_eq!(dk.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "bd1"]).trim(), "exited 0");
     dk.ok(&["rm", "bd1"]);
     drop(dk);
-    let end = Instant::now() + Duration::from_secs(5);
-    loop {
-        match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(nix::sys::wait::WaitStatus::StillAlive) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
-            Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
+    common::reap_orphans(Duration::from_secs(5));
 }
