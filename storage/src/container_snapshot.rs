@@ -99,6 +99,23 @@ impl Store {
         Ok(snap)
     }
 
+    /// Write container `id`'s filesystem as a tar to `out`: the merged view
+    /// (upper over the image layers, whiteouts applied), mounted first if
+    /// needed; symlinks are stored as links, never followed.
+    pub fn export_snapshot<W: std::io::Write>(&self, id: &str, out: W) -> Result<W> {
+        let snap = self.mount_snapshot(id)?;
+        let err = |source| StorageError::ExportSnapshot {
+            id: id.to_string(),
+            path: snap.rootfs.clone(),
+            source,
+        };
+        let mut b = tar::Builder::new(out);
+        b.follow_symlinks(false);
+        b.mode(tar::HeaderMode::Complete);
+        b.append_dir_all(".", &snap.rootfs).map_err(err)?;
+        b.into_inner().map_err(err)
+    }
+
     /// Unmount and delete container `id`'s snapshot and release its image.
     pub fn remove_snapshot(&self, id: &str) -> Result<()> {
         check_id(id)?;

@@ -132,6 +132,13 @@ pub enum StorageError {
     },
     #[error("invalid container id {id:?}")]
     InvalidContainerId { id: String },
+    #[error("export container {id}'s filesystem from {path}")]
+    ExportSnapshot {
+        id: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("snapshot record {path}")]
     SnapshotRecord {
         path: PathBuf,

@@ -5,6 +5,7 @@
 //! add `mod <name>;`, a variant to [`Command`] and an arm to [`run`].
 
 mod exec;
+mod export;
 mod format;
 mod image;
 mod images;
@@ -139,6 +140,8 @@ pub enum Command {
     Logs(logs::Args),
     /// Run a command in a running container
     Exec(exec::Args),
+    /// Write a container's filesystem as a tar archive
+    Export(export::Args),
     /// Stop containers (SIGTERM, then SIGKILL after a timeout)
     Stop(stop::Args),
     /// Send a signal to containers
@@ -174,6 +177,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Ps(a) => ps::run(a, ctx),
         Command::Logs(a) => logs::run(a, ctx),
         Command::Exec(a) => exec::run(a, ctx),
+        Command::Export(a) => export::run(a, ctx),
         Command::Stop(a) => stop::run(a, ctx),
         Command::Kill(a) => stop::kill(a, ctx),
         Command::Rm(a) => rm::run(a, ctx),
