@@ -107,6 +107,10 @@ impl Db {
             path: path.to_path_buf(),
             source,
         };
+        // Opening is serialised between processes: switching a new database
+        // to WAL and creating the schema can fail with SQLITE_BUSY without
+        // the busy handler ever running (two first opens at once).
+        let _init = init_lock(path)?;
         let conn = Connection::open(path).map_err(oerr)?;
         conn.busy_timeout(Duration::from_secs(60)).map_err(oerr)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -424,4 +428,19 @@ impl Db {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(db("integrity check"))
     }
+}
+
+/// An exclusive `flock` on `<db>.init-lock`, held while a connection is set
+/// up (released on drop).
+fn init_lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let lock_path = path.with_extension("db.init-lock");
+    let ioerr = |source| StorageError::InitLock { path: lock_path.clone(), source };
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(ioerr)?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| ioerr(std::io::Error::from(e)))
 }

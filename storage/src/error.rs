@@ -12,6 +12,12 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    #[error("lock {path} to open the metadata database")]
+    InitLock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("open metadata database {path}")]
     OpenDb {
         path: PathBuf,
