@@ -159,13 +159,16 @@ fn podman_interactive_tty() {
     let c = p.cmd();
     let mut line: Vec<String> = vec![c.get_program().to_string_lossy().into_owned()];
     line.extend(c.get_args().map(|a| a.to_string_lossy().into_owned()));
-    line.extend(["run", "--rm", "-it", "--network", "none", &img, "sh", "-c", "tty; echo tty-ok"].map(String::from));
+    line.extend(["run", "--rm", "-it", "--network", "none", &img, "sh", "-c"].map(String::from));
+    // One shell word for the container's script (script(1) runs the line
+    // through sh). The pause lets podman attach before the output starts.
+    line.push("'sleep 0.5; test -t 0 && test -t 1 && tty && echo tty-ok'".to_string());
     let envs: Vec<(String, String)> = c
         .get_envs()
         .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
         .collect();
     let o = Command::new("script").args(["-qec", &line.join(" "), "/dev/null"]).envs(envs).output().unwrap();
     let out = stdout(&o);
+    assert!(out.contains("/dev/pts/0") && out.contains("tty-ok"), "stdin and stdout are the pty: {out}\n{}", stderr(&o));
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
-    assert!(out.contains("/dev/pts/0") && out.contains("tty-ok"), "{out}");
 }
