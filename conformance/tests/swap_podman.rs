@@ -181,7 +181,7 @@ fn tty(p: &Podman, rt: &Path) -> Result<(), String> {
         rt.display()
     );
     cmd.push_str(&format!(
-        " {} sh -c 'test -t 0 && test -t 1 && echo is-a-tty'",
+        " {} sh -c 'sleep 0.5; test -t 0 && test -t 1 && echo is-a-tty'",
         p.image
     ));
     let out = Command::new("script")
