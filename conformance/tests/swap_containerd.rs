@@ -163,4 +163,6 @@ fn containerd_with_berth_runtime() {
     assert!(!c.ok(&["task", "ls"]).contains(&id));
     drop(c);
     common::reap_orphans(Duration::from_secs(5));
+    // The engine's parent cgroup (its containers' own are gone).
+    common::remove_empty_parent_cgroup("default");
 }

@@ -125,4 +125,6 @@ fn docker_with_berth_runtime() {
     dk.ok(&["rm", "bd1"]);
     drop(dk);
     common::reap_orphans(Duration::from_secs(5));
+    // The engine's parent cgroup (its containers' own are gone).
+    common::remove_empty_parent_cgroup("docker");
 }

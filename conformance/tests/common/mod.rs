@@ -68,3 +68,14 @@ pub fn checked(what: &str, o: Output, log: &str) -> String {
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Remove an engine's parent cgroup (`/sys/fs/cgroup/<ctrl>/<name>`) from
+/// every hierarchy when it is empty; a cgroup still in use stays (rmdir
+/// refuses it).
+pub fn remove_empty_parent_cgroup(name: &str) {
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in rd.flatten() {
+            let _ = std::fs::remove_dir(h.path().join(name));
+        }
+    }
+}
