@@ -28,10 +28,19 @@ impl Runtime {
 pub fn run_quiet(mut c: Command) -> Result<Duration> {
     let desc = format!("{c:?}");
     let t = Instant::now();
-    let out = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output().with_context(|| desc.clone())?;
+    let out = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| desc.clone())?;
     let d = t.elapsed();
     if !out.status.success() {
-        bail!("{desc}: {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{desc}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(d)
 }
@@ -39,16 +48,28 @@ pub fn run_quiet(mut c: Command) -> Result<Duration> {
 /// Peak RSS in KiB of a command, by `/usr/bin/time -f %M`.
 pub fn peak_rss_kib(c: &Command) -> Result<u64> {
     let mut t = Command::new("/usr/bin/time");
-    t.arg("-f").arg("%M").arg(c.get_program()).args(c.get_args());
-    let out = t.stdin(Stdio::null()).stdout(Stdio::null()).output().context("/usr/bin/time (Debian package time)")?;
+    t.arg("-f")
+        .arg("%M")
+        .arg(c.get_program())
+        .args(c.get_args());
+    let out = t
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .context("/usr/bin/time (Debian package time)")?;
     let err = String::from_utf8_lossy(&out.stderr);
     let last = err.lines().last().unwrap_or("").trim().to_string();
-    last.parse().with_context(|| format!("parse peak RSS from {err:?}"))
+    last.parse()
+        .with_context(|| format!("parse peak RSS from {err:?}"))
 }
 
 pub fn median(v: &mut [Duration]) -> Duration {
     v.sort();
-    if v.is_empty() { Duration::ZERO } else { v[v.len() / 2] }
+    if v.is_empty() {
+        Duration::ZERO
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -62,5 +83,9 @@ pub fn size(p: &Path) -> u64 {
 
 /// Find a program on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }

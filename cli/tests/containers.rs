@@ -23,26 +23,43 @@ fn runtime(test: &str, which: &str) -> Option<String> {
     let path = if which == "crun" {
         // crun refuses cgroup v1 + v2 hybrid hosts; HOST.md's workaround
         // (Env::new writes the wrapper).
-        if !berth_testkit::require_path(test, "/usr/bin/crun", "crun is not installed (Debian package crun)") {
+        if !berth_testkit::require_path(
+            test,
+            "/usr/bin/crun",
+            "crun is not installed (Debian package crun)",
+        ) {
             return None;
         }
         return Some(CRUN_WRAPPER.to_string());
     } else if which == "berth-runtime" {
         std::env::var("BERTH_RUNTIME").unwrap_or_else(|_| {
-            berth_testkit::workspace_root().join("target/debug/berth-runtime").display().to_string()
+            berth_testkit::workspace_root()
+                .join("target/debug/berth-runtime")
+                .display()
+                .to_string()
         })
     } else {
-        let found = std::env::var_os("PATH")
-            .and_then(|p| std::env::split_paths(&p).map(|d| d.join(which)).find(|p| p.is_file()));
+        let found = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(which))
+                .find(|p| p.is_file())
+        });
         match found {
             Some(p) => p.display().to_string(),
             None => {
-                berth_testkit::skip(test, &format!("{which} is not installed (Debian package {which})"));
+                berth_testkit::skip(
+                    test,
+                    &format!("{which} is not installed (Debian package {which})"),
+                );
                 return None;
             }
         }
     };
-    if !berth_testkit::require_path(test, &path, "berth-runtime not built (cargo build -p berth-runtime, or set BERTH_RUNTIME)") {
+    if !berth_testkit::require_path(
+        test,
+        &path,
+        "berth-runtime not built (cargo build -p berth-runtime, or set BERTH_RUNTIME)",
+    ) {
         return None;
     }
     let monitor = Path::new(env!("CARGO_BIN_EXE_berth")).with_file_name("berth-monitor");
@@ -59,7 +76,10 @@ const CRUN_WRAPPER: &str = "crun-wrapper";
 impl Env {
     /// A fresh store with `busybox:test` imported.
     fn new(name: &str, runtime: String) -> Env {
-        let mut e = Env { dir: berth_testkit::tempdir(name), runtime };
+        let mut e = Env {
+            dir: berth_testkit::tempdir(name),
+            runtime,
+        };
         if e.runtime == CRUN_WRAPPER {
             let w = e.path("crun");
             fs::write(&w, "#!/bin/sh\nexec unshare -m --propagation private sh -c \
@@ -80,8 +100,14 @@ impl Env {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-        c.arg("--root").arg(self.path("root")).arg("--runroot").arg(self.path("run")).args(args);
-        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.arg("--root")
+            .arg(self.path("root"))
+            .arg("--runroot")
+            .arg(self.path("run"))
+            .args(args);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         c
     }
 
@@ -98,7 +124,12 @@ impl Env {
 
     fn ok(&self, args: &[&str]) -> String {
         let o = self.berth(args);
-        assert!(o.status.success(), "berth {args:?} failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
@@ -107,17 +138,27 @@ impl Env {
     }
 
     fn ps_all(&self) -> Vec<Value> {
-        serde_json::from_str::<Value>(&self.ok(&["ps", "-a", "--format", "json"])).unwrap().as_array().unwrap().clone()
+        serde_json::from_str::<Value>(&self.ok(&["ps", "-a", "--format", "json"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// Nothing of any container left: no record, snapshot dir, run dir or mount.
     fn assert_no_containers(&self) {
         assert_eq!(self.ps_all(), Vec::<Value>::new(), "no container records");
         for d in ["root/containers", "run/containers"] {
-            let left: Vec<_> = fs::read_dir(self.path(d)).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+            let left: Vec<_> = fs::read_dir(self.path(d))
+                .map(|r| r.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
             assert!(left.is_empty(), "{d} is empty: {left:?}");
         }
-        assert_eq!(berth_testkit::mounts_under(self.dir.path()), Vec::<String>::new(), "no mounts left");
+        assert_eq!(
+            berth_testkit::mounts_under(self.dir.path()),
+            Vec::<String>::new(),
+            "no mounts left"
+        );
     }
 }
 
@@ -161,10 +202,22 @@ fn rm_echo_leaves_nothing(test: &str, rt: &str) {
     assert_eq!(text(&o.stdout), "hi\n");
     e.assert_no_containers();
     // The container's cgroup is gone too.
-    let o = e.run(&["--rm", "busybox:test", "sh", "-c", "grep pids /proc/self/cgroup"]);
+    let o = e.run(&[
+        "--rm",
+        "busybox:test",
+        "sh",
+        "-c",
+        "grep pids /proc/self/cgroup",
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let line = text(&o.stdout);
-    let rel = line.trim().rsplit(':').next().unwrap().trim_start_matches('/').to_string();
+    let rel = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string();
     assert!(rel.starts_with("berth/"), "container cgroup: {line}");
     let cg = Path::new("/sys/fs/cgroup/pids").join(&rel);
     assert!(!cg.exists(), "{} removed", cg.display());
@@ -184,20 +237,36 @@ fn runc_run_rm_echo_prints_hi_and_leaves_nothing() {
 fn exit_codes(test: &str, rt: &str) {
     let Some(rt) = runtime(test, rt) else { return };
     let e = Env::new("ctr-exit", rt);
-    let o = e.run(&["--rm", "busybox:test", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let o = e.run(&[
+        "--rm",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(code(&o), 3, "{}", text(&o.stderr));
-    assert_eq!((text(&o.stdout), text(&o.stderr)), ("out\n".into(), "err\n".into()));
+    assert_eq!(
+        (text(&o.stdout), text(&o.stderr)),
+        ("out\n".into(), "err\n".into())
+    );
     let o = e.run(&["busybox:test", "sh", "-c", "exit 3"]);
     assert_eq!(code(&o), 3);
     let ps = e.ps_all();
-    assert_eq!((ps.len(), &ps[0]["State"], &ps[0]["ExitCode"]), (1, &Value::from("exited"), &Value::from(3)));
+    assert_eq!(
+        (ps.len(), &ps[0]["State"], &ps[0]["ExitCode"]),
+        (1, &Value::from("exited"), &Value::from(3))
+    );
     let o = e.run(&["--rm", "busybox:test", "no-such-command"]);
     assert_eq!(code(&o), 127, "{}", text(&o.stderr));
     let o = e.run(&["--rm", "busybox:test", "/tmp"]);
     let c = code(&o);
     // docker (and runc) say 126; berth-runtime reports a path that is not
     // executable like a missing one ("no such executable file"), so 127.
-    assert!(c == 126 || c == 127, "a directory cannot be run: {c} {}", text(&o.stderr));
+    assert!(
+        c == 126 || c == 127,
+        "a directory cannot be run: {c} {}",
+        text(&o.stderr)
+    );
     let o = e.run(&["--rm", "busybox:test", "/no/such/file"]);
     assert_eq!(code(&o), 127, "{}", text(&o.stderr));
     assert_eq!(e.ps_all().len(), 1, "failed --rm runs left nothing");
@@ -217,24 +286,63 @@ fn detached_lifecycle(test: &str, rt: &str) {
     let Some(rt) = runtime(test, rt) else { return };
     let e = Env::new("ctr-web", rt);
     let script = "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done";
-    let o = e.run(&["-d", "--name", "web", "-e", "GREETING=hello", "busybox:test", "sh", "-c", script]);
+    let o = e.run(&[
+        "-d",
+        "--name",
+        "web",
+        "-e",
+        "GREETING=hello",
+        "busybox:test",
+        "sh",
+        "-c",
+        script,
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let id = text(&o.stdout).trim().to_string();
     assert_eq!(id.len(), 64, "run -d prints the id: {id}");
     let ps = e.ok(&["ps"]);
-    assert!(ps.contains("web") && ps.contains(&id[..12]) && ps.contains("Up"), "{ps}");
+    assert!(
+        ps.contains("web") && ps.contains(&id[..12]) && ps.contains("Up"),
+        "{ps}"
+    );
     assert_eq!(e.ok(&["ps", "-q"]).trim(), &id[..12]);
-    eventually("the log has the first line", || e.ok(&["logs", "web"]) == "started\n");
-    assert_eq!(e.ok(&["exec", "web", "cat", "/etc/hostname"]).trim(), &id[..12]);
-    assert_eq!(e.ok(&["exec", "web", "sh", "-c", "echo $GREETING"]).trim(), "hello");
-    assert_eq!(e.ok(&["exec", "-e", "X=1", "-w", "/tmp", "web", "sh", "-c", "echo $X $PWD"]).trim(), "1 /tmp");
+    eventually("the log has the first line", || {
+        e.ok(&["logs", "web"]) == "started\n"
+    });
+    assert_eq!(
+        e.ok(&["exec", "web", "cat", "/etc/hostname"]).trim(),
+        &id[..12]
+    );
+    assert_eq!(
+        e.ok(&["exec", "web", "sh", "-c", "echo $GREETING"]).trim(),
+        "hello"
+    );
+    assert_eq!(
+        e.ok(&[
+            "exec",
+            "-e",
+            "X=1",
+            "-w",
+            "/tmp",
+            "web",
+            "sh",
+            "-c",
+            "echo $X $PWD"
+        ])
+        .trim(),
+        "1 /tmp"
+    );
     assert_eq!(code(&e.berth(&["exec", "web", "sh", "-c", "exit 7"])), 7);
     let o = e.berth(&["rm", "web"]);
     assert_eq!(code(&o), 125, "rm of a running container without -f fails");
     let follower = e.cmd(&["logs", "-f", "web"]).spawn().unwrap();
     e.ok(&["stop", "-t", "10", "web"]);
     let followed = follower.wait_with_output().unwrap();
-    assert_eq!(text(&followed.stdout), "started\nbye\n", "logs -f follows until the exit");
+    assert_eq!(
+        text(&followed.stdout),
+        "started\nbye\n",
+        "logs -f follows until the exit"
+    );
     let i: Value = serde_json::from_str(&e.ok(&["inspect", "web"])).unwrap();
     assert_eq!(i[0]["State"]["Status"], "exited");
     assert_eq!(i[0]["State"]["ExitCode"], 0, "SIGTERM was honoured");
@@ -246,7 +354,13 @@ fn detached_lifecycle(test: &str, rt: &str) {
     e.ok(&["rm", "web"]);
     e.assert_no_containers();
     // SIGKILL after the timeout for a process that ignores SIGTERM.
-    let o = e.run(&["-d", "busybox:test", "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]);
+    let o = e.run(&[
+        "-d",
+        "busybox:test",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+    ]);
     let id = text(&o.stdout).trim().to_string();
     e.ok(&["stop", "-t", "1", &id]);
     assert_eq!(e.ok(&["wait", &id]).trim(), "137");
@@ -257,7 +371,11 @@ fn detached_lifecycle(test: &str, rt: &str) {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     e.ok(&["kill", "k"]);
     assert_eq!(e.ok(&["wait", "k"]).trim(), "137");
-    assert_eq!(code(&e.berth(&["kill", "k"])), 125, "kill of a stopped container fails");
+    assert_eq!(
+        code(&e.berth(&["kill", "k"])),
+        125,
+        "kill of a stopped container fails"
+    );
     e.ok(&["rm", "k"]);
     e.assert_no_containers();
 }
@@ -275,13 +393,24 @@ fn runc_run_detached_ps_logs_exec_stop_rm() {
 fn monitor_removes(test: &str, rt: &str) {
     let Some(rt) = runtime(test, rt) else { return };
     let e = Env::new("ctr-rmd", rt);
-    let o = e.run(&["-d", "--rm", "busybox:test", "sh", "-c", "sleep 0.5; echo done"]);
+    let o = e.run(&[
+        "-d",
+        "--rm",
+        "busybox:test",
+        "sh",
+        "-c",
+        "sleep 0.5; echo done",
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     // The berth process that started it has exited; the monitor removes it.
     assert_eq!(e.ps_all().len(), 1, "running at first");
-    eventually("the monitor removed the container", || e.ps_all().is_empty());
+    eventually("the monitor removed the container", || {
+        e.ps_all().is_empty()
+    });
     eventually("its files and mounts are gone", || {
-        fs::read_dir(e.path("root/containers")).map(|r| r.count() == 0).unwrap_or(true)
+        fs::read_dir(e.path("root/containers"))
+            .map(|r| r.count() == 0)
+            .unwrap_or(true)
             && berth_testkit::mounts_under(e.dir.path()).is_empty()
     });
     e.assert_no_containers();
@@ -313,7 +442,12 @@ fn unknown_image(test: &str, rt: &str) {
     assert!(o.stdout.is_empty());
     e.assert_no_containers();
     // Bad values fail the same way, before anything exists.
-    for bad in [&["--network", "bridge"][..], &["--memory", "lots"], &["-v", "relative:/x"], &["-u", "nosuchuser"]] {
+    for bad in [
+        &["--network", "bridge"][..],
+        &["--memory", "lots"],
+        &["-v", "relative:/x"],
+        &["-u", "nosuchuser"],
+    ] {
         let mut a = bad.to_vec();
         a.extend(["--rm", "busybox:test", "true"]);
         let o = e.run(&a);
@@ -324,14 +458,21 @@ fn unknown_image(test: &str, rt: &str) {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let o = e.run(&["--name", "dup", "busybox:test", "true"]);
     assert_eq!(code(&o), 125);
-    assert!(text(&o.stderr).contains("already in use"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("already in use"),
+        "{}",
+        text(&o.stderr)
+    );
     e.ok(&["rm", "-f", "dup"]);
     e.assert_no_containers();
 }
 
 #[test]
 fn run_unknown_image_is_125_and_leaves_nothing() {
-    unknown_image("run_unknown_image_is_125_and_leaves_nothing", "berth-runtime");
+    unknown_image(
+        "run_unknown_image_is_125_and_leaves_nothing",
+        "berth-runtime",
+    );
 }
 
 #[test]
@@ -352,7 +493,10 @@ fn options_reach_the_container(test: &str, rt: &str) {
         "id -u; id -g; pwd; hostname; cat /data/f; echo; touch /x 2>/dev/null || echo rootfs-ro; touch /data/y 2>/dev/null || echo vol-ro; echo $HOME",
     ]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    assert_eq!(text(&o.stdout), "1000\n1000\n/tmp\nbox\nfrom host\nrootfs-ro\nvol-ro\n/home/user\n");
+    assert_eq!(
+        text(&o.stdout),
+        "1000\n1000\n/tmp\nbox\nfrom host\nrootfs-ro\nvol-ro\n/home/user\n"
+    );
     let o = e.run(&["--rm", "--entrypoint", "echo", "busybox:test", "a", "b"]);
     assert_eq!(text(&o.stdout), "a b\n");
     // Resources reach the cgroup; docker's default capabilities; no network.
@@ -363,7 +507,15 @@ fn options_reach_the_container(test: &str, rt: &str) {
     ]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "67108864\n50\n00000000a80425fb\nlo\n");
-    let o = e.run(&["--rm", "--cap-drop", "ALL", "busybox:test", "sh", "-c", "grep CapEff /proc/self/status | cut -f2"]);
+    let o = e.run(&[
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "busybox:test",
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status | cut -f2",
+    ]);
     assert_eq!(text(&o.stdout), "0000000000000000\n");
     e.assert_no_containers();
 }
@@ -401,7 +553,9 @@ fn crun_run_rm_detached_is_removed_by_the_monitor() {
 #[test]
 fn dead_monitor_shows_exited_with_a_reason_and_rm_cleans_up() {
     let test = "dead_monitor_shows_exited_with_a_reason_and_rm_cleans_up";
-    let Some(rt) = runtime(test, "berth-runtime") else { return };
+    let Some(rt) = runtime(test, "berth-runtime") else {
+        return;
+    };
     let e = Env::new("ctr-dead", rt);
     let o = e.run(&["-d", "busybox:test", "sleep", "100"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -409,10 +563,20 @@ fn dead_monitor_shows_exited_with_a_reason_and_rm_cleans_up() {
     let lock = e.path("run/containers").join(&id).join("monitor.lock");
     let pid: i32 = fs::read_to_string(&lock).unwrap().trim().parse().unwrap();
     // Our own monitor, started by this test's berth.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-    eventually("the container shows as exited", || e.ps_all()[0]["State"] == "exited");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("the container shows as exited", || {
+        e.ps_all()[0]["State"] == "exited"
+    });
     let i: Value = serde_json::from_str(&e.ok(&["inspect", &id])).unwrap();
-    assert!(i[0]["State"]["Error"].as_str().unwrap().contains("monitor"), "{}", i[0]["State"]);
+    assert!(
+        i[0]["State"]["Error"].as_str().unwrap().contains("monitor"),
+        "{}",
+        i[0]["State"]
+    );
     e.ok(&["rm", &id]);
     e.assert_no_containers();
 }
@@ -420,13 +584,24 @@ fn dead_monitor_shows_exited_with_a_reason_and_rm_cleans_up() {
 #[test]
 fn parallel_run_rm_all_succeed_and_leave_nothing() {
     let test = "parallel_run_rm_all_succeed_and_leave_nothing";
-    let Some(rt) = runtime(test, "berth-runtime") else { return };
+    let Some(rt) = runtime(test, "berth-runtime") else {
+        return;
+    };
     let e = Env::new("ctr-par", rt);
     let outs: Vec<Output> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..8)
             .map(|i| {
                 let e = &e;
-                s.spawn(move || e.run(&["--rm", "--name", &format!("p{i}"), "busybox:test", "echo", &format!("n{i}")]))
+                s.spawn(move || {
+                    e.run(&[
+                        "--rm",
+                        "--name",
+                        &format!("p{i}"),
+                        "busybox:test",
+                        "echo",
+                        &format!("n{i}"),
+                    ])
+                })
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
@@ -441,14 +616,33 @@ fn parallel_run_rm_all_succeed_and_leave_nothing() {
 fn create_start(test: &str, rt: &str) {
     let Some(rt) = runtime(test, rt) else { return };
     let e = Env::new("ctr-create", rt.clone());
-    let o = e.berth(&["create", "--runtime", &rt, "--name", "once", "busybox:test", "sh", "-c", "echo run; exit 2"]);
+    let o = e.berth(&[
+        "create",
+        "--runtime",
+        &rt,
+        "--name",
+        "once",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo run; exit 2",
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(e.ps_all()[0]["State"], "created");
     let o = e.berth(&["start", "-a", "once"]);
-    assert_eq!((code(&o), text(&o.stdout)), (2, "run\n".to_string()), "{}", text(&o.stderr));
+    assert_eq!(
+        (code(&o), text(&o.stdout)),
+        (2, "run\n".to_string()),
+        "{}",
+        text(&o.stderr)
+    );
     e.ok(&["start", "once"]);
     assert_eq!(e.ok(&["wait", "once"]).trim(), "2");
-    assert_eq!(e.ok(&["logs", "once"]), "run\nrun\n", "a restart appends to the log");
+    assert_eq!(
+        e.ok(&["logs", "once"]),
+        "run\nrun\n",
+        "a restart appends to the log"
+    );
     e.ok(&["rm", "once"]);
     e.assert_no_containers();
 }
@@ -466,13 +660,34 @@ fn runc_create_then_start_attached_and_again() {
 #[test]
 fn sigkill_of_foreground_berth_leaves_a_container_ps_and_rm_handle() {
     let test = "sigkill_of_foreground_berth_leaves_a_container_ps_and_rm_handle";
-    let Some(rt) = runtime(test, "berth-runtime") else { return };
+    let Some(rt) = runtime(test, "berth-runtime") else {
+        return;
+    };
     let e = Env::new("ctr-sigkill", rt.clone());
-    let mut fg = e.cmd(&["run", "--runtime", &rt, "--rm", "--name", "fg", "busybox:test", "sleep", "100"]).spawn().unwrap();
-    eventually("the container runs", || e.ps_all().first().is_some_and(|c| c["State"] == "running"));
+    let mut fg = e
+        .cmd(&[
+            "run",
+            "--runtime",
+            &rt,
+            "--rm",
+            "--name",
+            "fg",
+            "busybox:test",
+            "sleep",
+            "100",
+        ])
+        .spawn()
+        .unwrap();
+    eventually("the container runs", || {
+        e.ps_all().first().is_some_and(|c| c["State"] == "running")
+    });
     fg.kill().unwrap(); // SIGKILL to the berth process this test started
     let _ = fg.wait();
-    assert_eq!(e.ps_all()[0]["State"], "running", "the container outlives berth");
+    assert_eq!(
+        e.ps_all()[0]["State"],
+        "running",
+        "the container outlives berth"
+    );
     e.ok(&["rm", "-f", "fg"]);
     e.assert_no_containers();
 }

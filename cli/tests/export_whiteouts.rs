@@ -17,9 +17,16 @@ fn runtime(test: &str) -> Option<String> {
         return None;
     }
     let path = std::env::var("BERTH_RUNTIME").unwrap_or_else(|_| {
-        berth_testkit::workspace_root().join("target/debug/berth-runtime").display().to_string()
+        berth_testkit::workspace_root()
+            .join("target/debug/berth-runtime")
+            .display()
+            .to_string()
     });
-    if !berth_testkit::require_path(test, &path, "berth-runtime not built (cargo build -p berth-runtime, or set BERTH_RUNTIME)") {
+    if !berth_testkit::require_path(
+        test,
+        &path,
+        "berth-runtime not built (cargo build -p berth-runtime, or set BERTH_RUNTIME)",
+    ) {
         return None;
     }
     Some(path)
@@ -32,7 +39,10 @@ struct Env {
 
 impl Env {
     fn new(name: &str, runtime: String) -> Env {
-        Env { dir: berth_testkit::tempdir(name), runtime }
+        Env {
+            dir: berth_testkit::tempdir(name),
+            runtime,
+        }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -41,8 +51,14 @@ impl Env {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-        c.arg("--root").arg(self.path("root")).arg("--runroot").arg(self.path("run")).args(args);
-        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.arg("--root")
+            .arg(self.path("root"))
+            .arg("--runroot")
+            .arg(self.path("run"))
+            .args(args);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         c
     }
 
@@ -52,7 +68,12 @@ impl Env {
 
     fn ok(&self, args: &[&str]) -> String {
         let o = self.berth(args);
-        assert!(o.status.success(), "berth {args:?} failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
@@ -95,7 +116,11 @@ fn base_layer(dir: &Path, extra: &[(&str, &str)]) -> Vec<u8> {
 fn entry(b: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, data: &[u8]) {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
-    h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+    h.set_mode(if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
     h.set_size(data.len() as u64);
     h.set_mtime(1_700_000_000);
     b.append_data(&mut h, path, data).unwrap();
@@ -108,7 +133,14 @@ fn entry(b: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, data: 
 fn two_layer_archive(dir: &Path, out: &Path) {
     let lower = base_layer(
         dir,
-        &[("gone.txt", "gone\n"), ("keep.txt", "keep\n"), ("swap/old1", "1\n"), ("swap/old2", "2\n"), ("opq/a", "a\n"), ("opq/b", "b\n")],
+        &[
+            ("gone.txt", "gone\n"),
+            ("keep.txt", "keep\n"),
+            ("swap/old1", "1\n"),
+            ("swap/old2", "2\n"),
+            ("opq/a", "a\n"),
+            ("opq/b", "b\n"),
+        ],
     );
     let mut b = tar::Builder::new(Vec::new());
     entry(&mut b, ".wh.gone.txt", tar::EntryType::Regular, b"");
@@ -208,8 +240,15 @@ fn run_shows_whiteouts_and_replaced_directory() {
         assert!(root.contains(p), "/{p} present: {root:?}");
     }
     assert!(!root.contains("gone.txt"), "/gone.txt deleted: {root:?}");
-    assert_eq!(parts[1].split_whitespace().collect::<Vec<_>>(), ["c"], "opaque /opq has only c");
-    assert_eq!(parts[2], "now a file\nswap-is-file\ngone-is-gone\n", "output: {out}");
+    assert_eq!(
+        parts[1].split_whitespace().collect::<Vec<_>>(),
+        ["c"],
+        "opaque /opq has only c"
+    );
+    assert_eq!(
+        parts[2], "now a file\nswap-is-file\ngone-is-gone\n",
+        "output: {out}"
+    );
 }
 
 #[test]
@@ -218,7 +257,14 @@ fn export_of_a_stopped_container_has_its_writes_and_not_deleted_files() {
     let Some(rt) = runtime(test) else { return };
     let e = Env::new("export", rt);
     load_two_layers(&e);
-    e.run_ok(&["--name", "exp", "whiteouts:test", "sh", "-c", "echo hello > /written.txt; rm /keep.txt"]);
+    e.run_ok(&[
+        "--name",
+        "exp",
+        "whiteouts:test",
+        "sh",
+        "-c",
+        "echo hello > /written.txt; rm /keep.txt",
+    ]);
     let out = e.path("exp.tar");
     e.ok(&["export", "-o", out.to_str().unwrap(), "exp"]);
     let paths = tar_paths(&fs::read(&out).unwrap());
@@ -243,7 +289,15 @@ fn export_of_a_stopped_container_has_its_writes_and_not_deleted_files() {
     // The same tar on stdout.
     let o = e.berth(&["export", "exp"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(tar_paths(&o.stdout), paths, "stdout export equals -o export");
+    assert_eq!(
+        tar_paths(&o.stdout),
+        paths,
+        "stdout export equals -o export"
+    );
     e.ok(&["rm", "exp"]);
-    assert_eq!(berth_testkit::mounts_under(e.dir.path()), Vec::<String>::new(), "no mounts left");
+    assert_eq!(
+        berth_testkit::mounts_under(e.dir.path()),
+        Vec::<String>::new(),
+        "no mounts left"
+    );
 }

@@ -46,10 +46,20 @@ impl Containerd {
             .expect("start containerd");
         let rootfs = d.join("rootfs");
         berth_testkit::make_busybox_rootfs(&rootfs);
-        let c = Containerd { dir, daemon, runtime, rootfs, ids: Vec::new() };
+        let c = Containerd {
+            dir,
+            daemon,
+            runtime,
+            rootfs,
+            ids: Vec::new(),
+        };
         let end = Instant::now() + Duration::from_secs(20);
         while !c.ctr(&["version"]).status.success() {
-            assert!(Instant::now() < end, "containerd did not come up: {}", c.log());
+            assert!(
+                Instant::now() < end,
+                "containerd did not come up: {}",
+                c.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         c
@@ -99,7 +109,11 @@ impl Containerd {
     fn wait_status(&self, id: &str, want: &str) {
         let end = Instant::now() + Duration::from_secs(15);
         while self.task_status(id) != want {
-            assert!(Instant::now() < end, "{id}: task status {:?}, wanted {want}", self.task_status(id));
+            assert!(
+                Instant::now() < end,
+                "{id}: task status {:?}, wanted {want}",
+                self.task_status(id)
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -113,7 +127,10 @@ impl Drop for Containerd {
             let _ = self.ctr(&["container", "delete", &id]);
         }
         common::stop(&mut self.daemon, Duration::from_secs(10));
-        let _ = Command::new("umount").arg("-R").arg(self.dir.path().join("state")).output();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("state"))
+            .output();
     }
 }
 
@@ -123,26 +140,57 @@ fn containerd_with_berth_runtime() {
     if !berth_testkit::require_root(T) {
         return;
     }
-    if which("containerd").is_none() || which("ctr").is_none() || which("containerd-shim-runc-v2").is_none() {
+    if which("containerd").is_none()
+        || which("ctr").is_none()
+        || which("containerd-shim-runc-v2").is_none()
+    {
         berth_testkit::skip(T, "containerd is not installed (Debian package containerd)");
         return;
     }
-    let Some(berth) = common::berth_runtime(T) else { return };
+    let Some(berth) = common::berth_runtime(T) else {
+        return;
+    };
     common::become_subreaper();
     let mut c = Containerd::start(berth);
 
     // run --rm in the foreground: output and exit status come through.
     let id = berth_testkit::unique("ctd").replace('-', "");
-    let o = c.run(&id, &["--rm"], &["sh", "-c", "echo hi-from-containerd; exit 5"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hi-from-containerd", "{}", String::from_utf8_lossy(&o.stderr));
+    let o = c.run(
+        &id,
+        &["--rm"],
+        &["sh", "-c", "echo hi-from-containerd; exit 5"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "hi-from-containerd",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(o.status.code(), Some(5), "exit status through the shim");
 
     // detached: exec, pause/resume, metrics, kill, delete.
     let id = berth_testkit::unique("ctdd").replace('-', "");
-    let o = c.run(&id, &["-d"], &["sh", "-c", "while true; do sleep 0.1; done"]);
-    assert!(o.status.success(), "run -d: {}", String::from_utf8_lossy(&o.stderr));
+    let o = c.run(
+        &id,
+        &["-d"],
+        &["sh", "-c", "while true; do sleep 0.1; done"],
+    );
+    assert!(
+        o.status.success(),
+        "run -d: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     c.wait_status(&id, "RUNNING");
-    let out = c.ok(&["task", "exec", "--exec-id", "e1", &id, "sh", "-c", "echo in-exec"]);
+    let out = c.ok(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "sh",
+        "-c",
+        "echo in-exec",
+    ]);
     assert_eq!(out.trim(), "in-exec");
     c.ok(&["task", "pause", &id]);
     c.wait_status(&id, "PAUSED");
@@ -155,7 +203,10 @@ fn containerd_with_berth_runtime() {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no memory usage in metrics:\n{metrics}"));
-    assert!(usage > 0, "metrics come from the container's cgroup:\n{metrics}");
+    assert!(
+        usage > 0,
+        "metrics come from the container's cgroup:\n{metrics}"
+    );
     c.ok(&["task", "kill", "-s", "SIGKILL", &id]);
     c.wait_status(&id, "STOPPED");
     c.ok(&["task", "delete", &id]);

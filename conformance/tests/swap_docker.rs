@@ -44,7 +44,11 @@ impl Dockerd {
         let dk = Dockerd { dir, daemon };
         let end = Instant::now() + Duration::from_secs(60);
         while !dk.docker(&["version"]).status.success() {
-            assert!(Instant::now() < end, "dockerd did not come up: {}", dk.log());
+            assert!(
+                Instant::now() < end,
+                "dockerd did not come up: {}",
+                dk.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         dk
@@ -57,7 +61,10 @@ impl Dockerd {
     fn docker(&self, args: &[&str]) -> Output {
         Command::new(DOCKER)
             .arg("-H")
-            .arg(format!("unix://{}", self.dir.path().join("docker.sock").display()))
+            .arg(format!(
+                "unix://{}",
+                self.dir.path().join("docker.sock").display()
+            ))
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -74,7 +81,10 @@ impl Drop for Dockerd {
         let _ = self.docker(&["rm", "-f", "-v", "bd1"]);
         common::stop(&mut self.daemon, Duration::from_secs(20));
         for sub in ["data", "exec"] {
-            let _ = Command::new("umount").arg("-R").arg(self.dir.path().join(sub)).output();
+            let _ = Command::new("umount")
+                .arg("-R")
+                .arg(self.dir.path().join(sub))
+                .output();
         }
     }
 }
@@ -89,22 +99,69 @@ fn docker_with_berth_runtime() {
         berth_testkit::skip(T, "Docker is not installed (Debian package docker.io)");
         return;
     }
-    let Some(berth) = common::berth_runtime(T) else { return };
+    let Some(berth) = common::berth_runtime(T) else {
+        return;
+    };
     common::become_subreaper();
     let dk = Dockerd::start(&berth);
     let rootfs = dk.dir.path().join("rootfs");
     berth_testkit::make_busybox_rootfs(&rootfs);
     let tar = dk.dir.path().join("bb.tar");
-    assert!(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
     dk.ok(&["import", tar.to_str().unwrap(), "bb:latest"]);
 
-    let out = dk.ok(&["run", "--runtime", "berth", "--rm", "bb", "sh", "-c", "echo hi-from-docker"]);
+    let out = dk.ok(&[
+        "run",
+        "--runtime",
+        "berth",
+        "--rm",
+        "bb",
+        "sh",
+        "-c",
+        "echo hi-from-docker",
+    ]);
     assert_eq!(out.trim(), "hi-from-docker");
-    let o = dk.docker(&["run", "--runtime", "berth", "--rm", "bb", "sh", "-c", "exit 6"]);
+    let o = dk.docker(&[
+        "run",
+        "--runtime",
+        "berth",
+        "--rm",
+        "bb",
+        "sh",
+        "-c",
+        "exit 6",
+    ]);
     assert_eq!(o.status.code(), Some(6));
 
-    dk.ok(&["run", "--runtime", "berth", "-d", "--name", "bd1", "--memory", "64m", "bb", "sh", "-c", "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done"]);
-    let out = dk.ok(&["exec", "bd1", "sh", "-c", "echo in-exec; cat /sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    dk.ok(&[
+        "run",
+        "--runtime",
+        "berth",
+        "-d",
+        "--name",
+        "bd1",
+        "--memory",
+        "64m",
+        "bb",
+        "sh",
+        "-c",
+        "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    let out = dk.ok(&[
+        "exec",
+        "bd1",
+        "sh",
+        "-c",
+        "echo in-exec; cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
     assert_eq!(out, "in-exec\n67108864\n");
     let end = Instant::now() + Duration::from_secs(10);
     while !dk.ok(&["logs", "bd1"]).contains("started") {
@@ -112,16 +169,36 @@ fn docker_with_berth_runtime() {
         std::thread::sleep(Duration::from_millis(50));
     }
     dk.ok(&["pause", "bd1"]);
-    assert_eq!(dk.ok(&["inspect", "-f", "{{.State.Status}}", "bd1"]).trim(), "paused");
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Status}}", "bd1"]).trim(),
+        "paused"
+    );
     dk.ok(&["unpause", "bd1"]);
-    assert_eq!(dk.ok(&["inspect", "-f", "{{.State.Status}}", "bd1"]).trim(), "running");
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Status}}", "bd1"]).trim(),
+        "running"
+    );
     dk.ok(&["update", "--memory", "128m", "--memory-swap", "256m", "bd1"]);
-    let out = dk.ok(&["exec", "bd1", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    let out = dk.ok(&[
+        "exec",
+        "bd1",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
     assert_eq!(out.trim(), "134217728", "update reached the cgroup");
     let top = dk.ok(&["top", "bd1"]);
     assert!(top.lines().any(|l| l.contains("while true")), "{top}");
     dk.ok(&["stop", "-t", "5", "bd1"]);
-    assert_eq!(dk.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "bd1"]).trim(), "exited 0");
+    assert_eq!(
+        dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "bd1"
+        ])
+        .trim(),
+        "exited 0"
+    );
     dk.ok(&["rm", "bd1"]);
     drop(dk);
     common::reap_orphans(Duration::from_secs(5));

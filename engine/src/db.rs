@@ -50,22 +50,36 @@ pub struct ContainerDb {
 
 impl ContainerDb {
     pub fn open(path: &Path) -> Result<ContainerDb> {
-        let err = |source| EngineError::Db { path: path.to_path_buf(), source };
+        let err = |source| EngineError::Db {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(ContainerDb { conn, path: path.to_path_buf() })
+        Ok(ContainerDb {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
     fn err(&self) -> impl FnOnce(rusqlite::Error) -> EngineError + '_ {
-        move |source| EngineError::Db { path: self.path.clone(), source }
+        move |source| EngineError::Db {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Insert a new record; fails with `NameInUse` if the name is taken.
     pub fn insert(&self, r: &ContainerRecord) -> Result<()> {
-        let json = serde_json::to_string(r).map_err(|source| EngineError::BadRecord { id: r.id.clone(), source })?;
+        let json = serde_json::to_string(r).map_err(|source| EngineError::BadRecord {
+            id: r.id.clone(),
+            source,
+        })?;
         match self.conn.execute(
             "INSERT INTO containers(id, name, created, record) VALUES (?1, ?2, ?3, ?4)",
             params![r.id, r.name, r.created, json],
@@ -82,9 +96,15 @@ impl ContainerDb {
 
     /// Replace a record (same id and name).
     pub fn update(&self, r: &ContainerRecord) -> Result<()> {
-        let json = serde_json::to_string(r).map_err(|source| EngineError::BadRecord { id: r.id.clone(), source })?;
+        let json = serde_json::to_string(r).map_err(|source| EngineError::BadRecord {
+            id: r.id.clone(),
+            source,
+        })?;
         self.conn
-            .execute("UPDATE containers SET record = ?2 WHERE id = ?1", params![r.id, json])
+            .execute(
+                "UPDATE containers SET record = ?2 WHERE id = ?1",
+                params![r.id, json],
+            )
             .map(|_| ())
             .map_err(self.err())
     }
@@ -145,5 +165,8 @@ impl ContainerDb {
 }
 
 fn parse(json: &str, id: &str) -> Result<ContainerRecord> {
-    serde_json::from_str(json).map_err(|source| EngineError::BadRecord { id: id.to_string(), source })
+    serde_json::from_str(json).map_err(|source| EngineError::BadRecord {
+        id: id.to_string(),
+        source,
+    })
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use berth_storage::{Store, StorageError};
+use berth_storage::{StorageError, Store};
 
 use crate::db::{ContainerDb, ContainerRecord};
 use crate::error::{io, EngineError, Result};
@@ -71,14 +71,24 @@ impl Engine {
 
     /// Every container with its state, newest first.
     pub fn list(&self) -> Result<Vec<(ContainerRecord, State)>> {
-        Ok(self.db.list()?.into_iter().map(|r| { let s = self.state(&r); (r, s) }).collect())
+        Ok(self
+            .db
+            .list()?
+            .into_iter()
+            .map(|r| {
+                let s = self.state(&r);
+                (r, s)
+            })
+            .collect())
     }
 
     /// Create a container: validate, record it, snapshot the image, write
     /// the bundle. On failure nothing is left behind.
     pub fn create(&self, image: &str, opts: RunOptions) -> Result<ContainerRecord> {
         let img = self.store.image(image).map_err(|e| match e {
-            StorageError::ImageNotFound { .. } => EngineError::ImageNotFound { reference: image.to_string() },
+            StorageError::ImageNotFound { .. } => EngineError::ImageNotFound {
+                reference: image.to_string(),
+            },
             e => storage(e),
         })?;
         let config = self.store.config(&img).map_err(storage)?;
@@ -90,19 +100,31 @@ impl Engine {
         let runtime = host::find_runtime(opts.runtime.as_deref(), &self.self_exe)?;
         host::find_monitor(&self.self_exe)?;
         let id = host::random_id()?;
-        let rt_name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let rt_name = runtime
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let userdata = self.userdata(&id);
         let rec = ContainerRecord {
-            name: opts.name.clone().unwrap_or_else(|| format!("berth_{}", &id[..12])),
+            name: opts
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("berth_{}", &id[..12])),
             image: image.to_string(),
             image_id: img.id.clone(),
-            created: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+            created: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
             created_at: rfc3339_nanos(SystemTime::now()),
             started_at: None,
             runtime_root: self.runroot.join("runtime").join(rt_name),
             runtime,
             args,
-            hostname: opts.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+            hostname: opts
+                .hostname
+                .clone()
+                .unwrap_or_else(|| id[..12].to_string()),
             bundle: userdata.clone(),
             rootfs: PathBuf::new(),
             log_path: userdata.join("json.log"),
@@ -119,7 +141,9 @@ impl Engine {
         };
         let mut rec = rec;
         rec.rootfs = snap.rootfs;
-        let done = self.write_bundle(&rec, &config).and_then(|()| self.db.update(&rec));
+        let done = self
+            .write_bundle(&rec, &config)
+            .and_then(|()| self.db.update(&rec));
         if let Err(e) = done {
             let _ = self.store.remove_snapshot(&rec.id);
             let _ = self.db.delete(&rec.id);
@@ -180,7 +204,11 @@ impl Engine {
             run_dir: run.clone(),
             log: rec.log_path.clone(),
             remove: rec.options.auto_remove,
-            exit_command: if rec.options.auto_remove { self.cleanup_command(&rec.id) } else { Vec::new() },
+            exit_command: if rec.options.auto_remove {
+                self.cleanup_command(&rec.id)
+            } else {
+                Vec::new()
+            },
         };
         let out = Command::new(&monitor)
             .args(margs.to_argv())
@@ -188,18 +216,30 @@ impl Engine {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .output()
-            .map_err(|source| EngineError::Spawn { program: monitor.clone(), source })?;
+            .map_err(|source| EngineError::Spawn {
+                program: monitor.clone(),
+                source,
+            })?;
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         if let Some(pid) = report["pid"].as_i64() {
             rec.started_at = Some(rfc3339_nanos(SystemTime::now()));
             self.db.update(&rec)?;
             return Ok(pid as i32);
         }
-        let message = report["error"].as_str().map(String::from).unwrap_or_else(|| {
-            format!("berth-monitor failed: {}", String::from_utf8_lossy(&out.stdout).trim())
-        });
+        let message = report["error"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| {
+                format!(
+                    "berth-monitor failed: {}",
+                    String::from_utf8_lossy(&out.stdout).trim()
+                )
+            });
         let message = runtime_message(&message);
-        Err(EngineError::Start { code: start_failure_code(&message), message })
+        Err(EngineError::Start {
+            code: start_failure_code(&message),
+            message,
+        })
     }
 
     /// What the monitor runs for `--rm`: `berth … container-cleanup ID`.
@@ -222,9 +262,19 @@ impl Engine {
         let run = self.run_dir(id);
         fs::create_dir_all(&run).map_err(io("create", &run))?;
         let p = run.join(ATTACH_LOCK);
-        let f = fs::File::options().create(true).truncate(false).write(true).open(&p).map_err(io("open", &p))?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared)
-            .map_err(|(_, e)| EngineError::Io { what: "lock", path: p, source: e.into() })
+        let f = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(io("open", &p))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared).map_err(|(_, e)| {
+            EngineError::Io {
+                what: "lock",
+                path: p,
+                source: e.into(),
+            }
+        })
     }
 
     /// Block until the container's monitor has exited (its `--rm` cleanup
@@ -240,7 +290,12 @@ impl Engine {
 /// The gist of a runtime's error output: its last line, and of a logrus
 /// line (`time=… level=error msg="…"`) only the message.
 pub fn runtime_message(out: &str) -> String {
-    let last = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     match last.find("msg=\"") {
         Some(i) => {
             let rest = &last[i + 5..];
@@ -256,10 +311,13 @@ pub fn runtime_message(out: &str) -> String {
 pub fn start_failure_code(message: &str) -> u8 {
     let m = message.to_ascii_lowercase();
     let about_exec = m.contains("exec") || m.contains("executable") || m.contains("command");
-    let missing = m.contains("not found") || m.contains("no such file") || m.contains("no such executable");
+    let missing =
+        m.contains("not found") || m.contains("no such file") || m.contains("no such executable");
     if about_exec && missing {
         127
-    } else if about_exec && (m.contains("permission denied") || m.contains("operation not permitted")) {
+    } else if about_exec
+        && (m.contains("permission denied") || m.contains("operation not permitted"))
+    {
         126
     } else {
         125
@@ -274,11 +332,23 @@ mod tests {
     fn runtime_messages_and_codes() {
         let runc = "time=\"x\" level=error msg=\"a\"\ntime=\"y\" level=error msg=\"runc create failed: exec: \\\"nosuch\\\": executable file not found in $PATH\"\n";
         let m = runtime_message(runc);
-        assert_eq!(m, "runc create failed: exec: \"nosuch\": executable file not found in $PATH");
+        assert_eq!(
+            m,
+            "runc create failed: exec: \"nosuch\": executable file not found in $PATH"
+        );
         assert_eq!(start_failure_code(&m), 127);
-        assert_eq!(start_failure_code("exec: \"/etc/passwd\": permission denied"), 126);
-        assert_eq!(start_failure_code("mount /x: no such file or directory"), 125);
-        assert_eq!(start_failure_code("open executable: Operation not permitted"), 126);
+        assert_eq!(
+            start_failure_code("exec: \"/etc/passwd\": permission denied"),
+            126
+        );
+        assert_eq!(
+            start_failure_code("mount /x: no such file or directory"),
+            125
+        );
+        assert_eq!(
+            start_failure_code("open executable: Operation not permitted"),
+            126
+        );
         assert_eq!(runtime_message("plain error\n"), "plain error");
     }
 }

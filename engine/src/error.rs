@@ -54,7 +54,11 @@ pub enum EngineError {
     #[error("{message}")]
     Start { message: String, code: u8 },
     #[error("runtime {op} {id}: {message}")]
-    Runtime { op: &'static str, id: String, message: String },
+    Runtime {
+        op: &'static str,
+        id: String,
+        message: String,
+    },
     #[error("bad record for container {id}")]
     BadRecord {
         id: String,
@@ -75,7 +79,10 @@ impl EngineError {
     }
 }
 
-pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EngineError {
+pub(crate) fn io(
+    what: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> EngineError {
     let path = path.into();
     move |source| EngineError::Io { what, path, source }
 }

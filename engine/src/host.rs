@@ -28,7 +28,9 @@ pub fn find_runtime(name: Option<&str>, self_exe: &Path) -> Result<PathBuf> {
     let name = name.unwrap_or("berth-runtime");
     find_binary(name, self_exe)
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
-        .ok_or_else(|| EngineError::RuntimeNotFound { name: name.to_string() })
+        .ok_or_else(|| EngineError::RuntimeNotFound {
+            name: name.to_string(),
+        })
 }
 
 /// `berth-monitor`: `$BERTH_MONITOR`, next to `self_exe`, or on PATH.
@@ -40,12 +42,47 @@ pub fn find_monitor(self_exe: &Path) -> Result<PathBuf> {
 }
 
 const CAP_NAMES: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
 
 /// The capabilities in this process's bounding set (what a container may
@@ -92,7 +129,13 @@ mod tests {
         assert_eq!(id.len(), 64);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(id, random_id().unwrap());
-        for (n, ok) in [("web", true), ("a.b-c_1", true), ("", false), ("-x", false), ("a/b", false)] {
+        for (n, ok) in [
+            ("web", true),
+            ("a.b-c_1", true),
+            ("", false),
+            ("-x", false),
+            ("a/b", false),
+        ] {
             assert_eq!(valid_name(n), ok, "{n}");
         }
         assert!(bounding_caps().contains(&"CAP_CHOWN".to_string()));

@@ -32,7 +32,10 @@ impl Engine {
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|source| EngineError::Spawn { program: rec.runtime.clone(), source })?;
+            .map_err(|source| EngineError::Spawn {
+                program: rec.runtime.clone(),
+                source,
+            })?;
         if out.status.success() {
             return Ok(());
         }
@@ -112,7 +115,9 @@ impl Engine {
     fn remove_files(&self, rec: &ContainerRecord) -> Result<()> {
         // Normally the monitor deleted it already; this covers a dead monitor.
         let _ = self.runtime_ok(rec, "delete", &["delete", "--force", &rec.id]);
-        self.store.remove_snapshot(&rec.id).map_err(EngineError::Storage)?;
+        self.store
+            .remove_snapshot(&rec.id)
+            .map_err(EngineError::Storage)?;
         let run = self.run_dir(&rec.id);
         if run.exists() {
             fs::remove_dir_all(&run).map_err(io("remove", &run))?;
@@ -145,8 +150,13 @@ impl Engine {
             return Err(EngineError::NoCommand);
         }
         let cfg_path = rec.bundle.join("config.json");
-        let cfg: serde_json::Value = serde_json::from_slice(&fs::read(&cfg_path).map_err(io("read", &cfg_path))?)
-            .map_err(|source| EngineError::BadRecord { id: rec.id.clone(), source })?;
+        let cfg: serde_json::Value = serde_json::from_slice(
+            &fs::read(&cfg_path).map_err(io("read", &cfg_path))?,
+        )
+        .map_err(|source| EngineError::BadRecord {
+            id: rec.id.clone(),
+            source,
+        })?;
         let mut process = cfg["process"].clone();
         process["args"] = serde_json::json!(o.cmd);
         if let Some(u) = &o.user {
@@ -156,14 +166,17 @@ impl Engine {
         if let Some(w) = &o.workdir {
             process["cwd"] = serde_json::json!(w);
         }
-        let mut env: Vec<String> = serde_json::from_value(process["env"].take()).unwrap_or_default();
+        let mut env: Vec<String> =
+            serde_json::from_value(process["env"].take()).unwrap_or_default();
         for kv in &o.env {
             let key = kv.split('=').next().unwrap_or("");
             env.retain(|e| e.split('=').next() != Some(key));
             env.push(kv.clone());
         }
         process["env"] = serde_json::json!(env);
-        let pfile = self.run_dir(&rec.id).join(format!("exec-{}.json", &crate::host::random_id()?[..16]));
+        let pfile = self
+            .run_dir(&rec.id)
+            .join(format!("exec-{}.json", &crate::host::random_id()?[..16]));
         fs::write(&pfile, process.to_string()).map_err(io("write", &pfile))?;
         let status = self
             .runtime(&rec)
@@ -172,10 +185,15 @@ impl Engine {
             .arg(&pfile)
             .arg(&rec.id)
             .status()
-            .map_err(|source| EngineError::Spawn { program: rec.runtime.clone(), source });
+            .map_err(|source| EngineError::Spawn {
+                program: rec.runtime.clone(),
+                source,
+            });
         let _ = fs::remove_file(&pfile);
         let status = status?;
         use std::os::unix::process::ExitStatusExt;
-        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 }

@@ -32,7 +32,10 @@ pub struct LogFollower {
 
 impl LogFollower {
     pub fn open(path: &Path) -> Result<LogFollower> {
-        Ok(LogFollower { file: File::open(path).map_err(io("open", path))?, partial: String::new() })
+        Ok(LogFollower {
+            file: File::open(path).map_err(io("open", path))?,
+            partial: String::new(),
+        })
     }
 
     /// Only the last `n` lines are returned by the first `poll`.
@@ -45,7 +48,7 @@ impl LogFollower {
     /// Complete lines appended since the last call.
     pub fn poll(&mut self) -> Result<Vec<LogLine>> {
         let mut buf = String::new();
-                let _ = self.file.read_to_string(&mut buf);
+        let _ = self.file.read_to_string(&mut buf);
         self.partial.push_str(&buf);
         let mut out = Vec::new();
         while let Some(pos) = self.partial.find('\n') {

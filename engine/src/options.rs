@@ -20,7 +20,10 @@ impl std::str::FromStr for NetworkMode {
         match s {
             "none" => Ok(NetworkMode::None),
             "host" => Ok(NetworkMode::Host),
-            _ => Err(invalid("--network", format!("{s:?}: only none and host are supported"))),
+            _ => Err(invalid(
+                "--network",
+                format!("{s:?}: only none and host are supported"),
+            )),
         }
     }
 }
@@ -43,17 +46,29 @@ impl BindMount {
             _ => return Err(invalid("-v", format!("{spec:?}: expected SRC:DST[:ro]"))),
         };
         if !src.starts_with('/') {
-            return Err(invalid("-v", format!("{spec:?}: named volumes are not supported yet; SRC must be an absolute path")));
+            return Err(invalid(
+                "-v",
+                format!(
+                    "{spec:?}: named volumes are not supported yet; SRC must be an absolute path"
+                ),
+            ));
         }
         if !dst.starts_with('/') || dst.split('/').any(|c| c == "..") {
-            return Err(invalid("-v", format!("{spec:?}: DST must be an absolute path without ..")));
+            return Err(invalid(
+                "-v",
+                format!("{spec:?}: DST must be an absolute path without .."),
+            ));
         }
         let readonly = match mode {
             "" | "rw" => false,
             "ro" => true,
             m => return Err(invalid("-v", format!("{spec:?}: unknown mode {m:?}"))),
         };
-        Ok(BindMount { source: src.into(), destination: dst.to_string(), readonly })
+        Ok(BindMount {
+            source: src.into(),
+            destination: dst.to_string(),
+            readonly,
+        })
     }
 }
 
@@ -84,7 +99,10 @@ pub struct RunOptions {
 }
 
 pub(crate) fn invalid(option: &str, reason: String) -> EngineError {
-    EngineError::InvalidOption { option: option.to_string(), reason }
+    EngineError::InvalidOption {
+        option: option.to_string(),
+        reason,
+    }
 }
 
 /// docker's memory sizes: `512`, `64k`, `128m`, `1g` (binary units).
@@ -110,7 +128,13 @@ mod tests {
 
     #[test]
     fn sizes() {
-        for (s, v) in [("512", 512), ("64k", 65536), ("128m", 128 << 20), ("1g", 1 << 30), ("2MB", 2 << 20)] {
+        for (s, v) in [
+            ("512", 512),
+            ("64k", 65536),
+            ("128m", 128 << 20),
+            ("1g", 1 << 30),
+            ("2MB", 2 << 20),
+        ] {
             assert_eq!(parse_size(s).unwrap(), v, "{s}");
         }
         for bad in ["", "x", "-1", "1t"] {
@@ -121,7 +145,14 @@ mod tests {
     #[test]
     fn volumes() {
         let m = BindMount::parse("/a:/b:ro").unwrap();
-        assert_eq!((m.source.to_str().unwrap(), m.destination.as_str(), m.readonly), ("/a", "/b", true));
+        assert_eq!(
+            (
+                m.source.to_str().unwrap(),
+                m.destination.as_str(),
+                m.readonly
+            ),
+            ("/a", "/b", true)
+        );
         assert!(!BindMount::parse("/a:/b").unwrap().readonly);
         for bad in ["vol:/b", "/a:b", "/a", "/a:/b:xx", "/a:/../b"] {
             assert!(BindMount::parse(bad).is_err(), "{bad}");

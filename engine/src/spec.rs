@@ -15,20 +15,49 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 /// docker's default capability set.
 pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 ];
 
 const MASKED: &[&str] = &[
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
 ];
-const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -43,9 +72,16 @@ pub fn process_args(image: &Value, o: &RunOptions) -> Result<Vec<String>> {
     let (entry, image_cmd) = match &o.entrypoint {
         Some(e) if e.is_empty() => (Vec::new(), Vec::new()),
         Some(e) => (vec![e.clone()], Vec::new()),
-        None => (strings(image_field(image, "Entrypoint")), strings(image_field(image, "Cmd"))),
+        None => (
+            strings(image_field(image, "Entrypoint")),
+            strings(image_field(image, "Cmd")),
+        ),
     };
-    let cmd = if o.cmd.is_empty() { image_cmd } else { o.cmd.clone() };
+    let cmd = if o.cmd.is_empty() {
+        image_cmd
+    } else {
+        o.cmd.clone()
+    };
     let args: Vec<String> = entry.into_iter().chain(cmd).collect();
     if args.is_empty() {
         return Err(EngineError::NoCommand);
@@ -56,13 +92,19 @@ pub fn process_args(image: &Value, o: &RunOptions) -> Result<Vec<String>> {
 /// Environment: PATH default, HOSTNAME, the image's Env, then `-e`
 /// (later wins), HOME from passwd unless set.
 pub fn env(image: &Value, o: &RunOptions, hostname: &str, home: &str) -> Vec<String> {
-    let mut out: Vec<String> = vec![format!("PATH={DEFAULT_PATH}"), format!("HOSTNAME={hostname}")];
+    let mut out: Vec<String> = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
     let mut set = |kv: String| {
         let key = kv.split('=').next().unwrap_or("").to_string();
         out.retain(|e| e.split('=').next() != Some(key.as_str()));
         out.push(kv);
     };
-    for kv in strings(image_field(image, "Env")).into_iter().chain(o.env.iter().cloned()) {
+    for kv in strings(image_field(image, "Env"))
+        .into_iter()
+        .chain(o.env.iter().cloned())
+    {
         if kv.contains('=') {
             set(kv);
         }
@@ -75,12 +117,26 @@ pub fn env(image: &Value, o: &RunOptions, hostname: &str, home: &str) -> Vec<Str
 
 /// The user spec in effect: `-u`, else the image's User.
 pub fn user_spec(image: &Value, o: &RunOptions) -> String {
-    o.user.clone().unwrap_or_else(|| image_field(image, "User").as_str().unwrap_or("").to_string())
+    o.user.clone().unwrap_or_else(|| {
+        image_field(image, "User")
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    })
 }
 
 pub fn workdir(image: &Value, o: &RunOptions) -> String {
-    let w = o.workdir.clone().unwrap_or_else(|| image_field(image, "WorkingDir").as_str().unwrap_or("").to_string());
-    if w.is_empty() { "/".into() } else { w }
+    let w = o.workdir.clone().unwrap_or_else(|| {
+        image_field(image, "WorkingDir")
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    });
+    if w.is_empty() {
+        "/".into()
+    } else {
+        w
+    }
 }
 
 /// Capabilities: docker's defaults (or every capability this host allows
@@ -88,7 +144,11 @@ pub fn workdir(image: &Value, o: &RunOptions) -> String {
 pub fn capabilities(o: &RunOptions, host_caps: &[String]) -> Result<Vec<String>> {
     let norm = |c: &str| {
         let c = c.to_ascii_uppercase();
-        if c == "ALL" || c.starts_with("CAP_") { c } else { format!("CAP_{c}") }
+        if c == "ALL" || c.starts_with("CAP_") {
+            c
+        } else {
+            format!("CAP_{c}")
+        }
     };
     let mut caps: Vec<String> = if o.privileged {
         host_caps.to_vec()
@@ -97,14 +157,25 @@ pub fn capabilities(o: &RunOptions, host_caps: &[String]) -> Result<Vec<String>>
     };
     for c in &o.cap_drop {
         let c = norm(c);
-        if c == "ALL" { caps.clear() } else { caps.retain(|x| *x != c) }
+        if c == "ALL" {
+            caps.clear()
+        } else {
+            caps.retain(|x| *x != c)
+        }
     }
     for c in &o.cap_add {
         let c = norm(c);
-        let add: Vec<String> = if c == "ALL" { host_caps.to_vec() } else { vec![c] };
+        let add: Vec<String> = if c == "ALL" {
+            host_caps.to_vec()
+        } else {
+            vec![c]
+        };
         for c in add {
             if !host_caps.contains(&c) {
-                return Err(crate::options::invalid("--cap-add", format!("{c} is not available on this host")));
+                return Err(crate::options::invalid(
+                    "--cap-add",
+                    format!("{c} is not available on this host"),
+                ));
             }
             if !caps.contains(&c) {
                 caps.push(c);
@@ -159,14 +230,26 @@ fn device_rules(privileged: bool) -> Value {
     }
     let mut r = vec![json!({"allow": false, "access": "rwm"})];
     for (t, maj, min, acc) in [
-        ("c", None, None, "m"), ("b", None, None, "m"), ("c", Some(1), Some(3), "rwm"),
-        ("c", Some(1), Some(8), "rwm"), ("c", Some(1), Some(7), "rwm"), ("c", Some(5), Some(0), "rwm"),
-        ("c", Some(1), Some(5), "rwm"), ("c", Some(1), Some(9), "rwm"), ("c", Some(5), Some(1), "rwm"),
-        ("c", Some(136), None, "rwm"), ("c", Some(5), Some(2), "rwm"), ("c", Some(10), Some(200), "rwm"),
+        ("c", None, None, "m"),
+        ("b", None, None, "m"),
+        ("c", Some(1), Some(3), "rwm"),
+        ("c", Some(1), Some(8), "rwm"),
+        ("c", Some(1), Some(7), "rwm"),
+        ("c", Some(5), Some(0), "rwm"),
+        ("c", Some(1), Some(5), "rwm"),
+        ("c", Some(1), Some(9), "rwm"),
+        ("c", Some(5), Some(1), "rwm"),
+        ("c", Some(136), None, "rwm"),
+        ("c", Some(5), Some(2), "rwm"),
+        ("c", Some(10), Some(200), "rwm"),
     ] {
         let mut d = json!({"allow": true, "type": t, "access": acc});
-        if let Some(x) = maj { d["major"] = json!(x) }
-        if let Some(x) = min { d["minor"] = json!(x) }
+        if let Some(x) = maj {
+            d["major"] = json!(x)
+        }
+        if let Some(x) = min {
+            d["minor"] = json!(x)
+        }
         r.push(d);
     }
     Value::Array(r)
@@ -176,7 +259,12 @@ fn device_rules(privileged: bool) -> Value {
 pub fn build(i: &SpecInput<'_>) -> Result<Value> {
     let o = i.opts;
     let caps = capabilities(o, i.host_caps)?;
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     if o.network == NetworkMode::None {
         namespaces.push(json!({"type": "network"}));
     }
@@ -187,7 +275,11 @@ pub fn build(i: &SpecInput<'_>) -> Result<Value> {
     if let Some(p) = o.pids_limit {
         resources["pids"] = json!({"limit": p});
     }
-    let (masked, readonly): (&[&str], &[&str]) = if o.privileged { (&[], &[]) } else { (MASKED, READONLY) };
+    let (masked, readonly): (&[&str], &[&str]) = if o.privileged {
+        (&[], &[])
+    } else {
+        (MASKED, READONLY)
+    };
     Ok(json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -236,7 +328,9 @@ pub fn resolv_conf(network: NetworkMode) -> String {
     host.lines()
         .filter(|l| {
             let mut w = l.split_whitespace();
-            !(w.next() == Some("nameserver") && w.next().is_some_and(|a| a.starts_with("127.") || a == "::1"))
+            !(w.next() == Some("nameserver")
+                && w.next()
+                    .is_some_and(|a| a.starts_with("127.") || a == "::1"))
         })
         .map(|l| format!("{l}\n"))
         .collect()

@@ -53,19 +53,31 @@ pub fn monitor_alive(run_dir: &Path) -> bool {
 
 /// The recorded exit: (code, finished_at).
 pub fn read_exit(run_dir: &Path) -> Option<(i32, String)> {
-    let v: serde_json::Value = serde_json::from_slice(&fs::read(run_dir.join(EXIT_FILE)).ok()?).ok()?;
-    Some((v["exit_code"].as_i64()? as i32, v["finished_at"].as_str().unwrap_or("").to_string()))
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(run_dir.join(EXIT_FILE)).ok()?).ok()?;
+    Some((
+        v["exit_code"].as_i64()? as i32,
+        v["finished_at"].as_str().unwrap_or("").to_string(),
+    ))
 }
 
 pub fn probe(run_dir: &Path, started: bool) -> State {
-    let mut st = State { status: Status::Created, pid: None, exit_code: None, finished_at: None, error: None };
+    let mut st = State {
+        status: Status::Created,
+        pid: None,
+        exit_code: None,
+        finished_at: None,
+        error: None,
+    };
     if let Some((code, at)) = read_exit(run_dir) {
         st.status = Status::Exited;
         st.exit_code = Some(code);
         st.finished_at = Some(at);
     } else if monitor_alive(run_dir) {
         st.status = Status::Running;
-        st.pid = fs::read_to_string(run_dir.join(PID_FILE)).ok().and_then(|s| s.trim().parse().ok());
+        st.pid = fs::read_to_string(run_dir.join(PID_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
     } else if started {
         // Check again: the monitor may have written the exit file and gone
         // between the two looks.

@@ -26,7 +26,11 @@ struct PasswdEntry {
 fn read_etc(rootfs: &Path, file: &str) -> String {
     let etc = rootfs.join("etc");
     let path = etc.join(file);
-    let plain = |p: &Path| std::fs::symlink_metadata(p).map(|m| !m.file_type().is_symlink()).unwrap_or(false);
+    let plain = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .map(|m| !m.file_type().is_symlink())
+            .unwrap_or(false)
+    };
     if plain(&etc) && plain(&path) {
         std::fs::read_to_string(path).unwrap_or_default()
     } else {
@@ -53,19 +57,34 @@ fn groups(text: &str) -> Vec<(String, u32, Vec<String>)> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            let members = f.get(3).map(|m| m.split(',').filter(|s| !s.is_empty()).map(String::from).collect());
-            Some((f.first()?.to_string(), f.get(2)?.parse().ok()?, members.unwrap_or_default()))
+            let members = f.get(3).map(|m| {
+                m.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            });
+            Some((
+                f.first()?.to_string(),
+                f.get(2)?.parse().ok()?,
+                members.unwrap_or_default(),
+            ))
         })
         .collect()
 }
 
 /// Resolve `spec` (`""` is root) against the files of `rootfs`.
 pub fn resolve(rootfs: &Path, spec: &str) -> Result<User> {
-    resolve_in(&read_etc(rootfs, "passwd"), &read_etc(rootfs, "group"), spec)
+    resolve_in(
+        &read_etc(rootfs, "passwd"),
+        &read_etc(rootfs, "group"),
+        spec,
+    )
 }
 
 pub fn resolve_in(passwd_text: &str, group_text: &str, spec: &str) -> Result<User> {
-    let unknown = || EngineError::UnknownUser { user: spec.to_string() };
+    let unknown = || EngineError::UnknownUser {
+        user: spec.to_string(),
+    };
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -76,13 +95,19 @@ pub fn resolve_in(passwd_text: &str, group_text: &str, spec: &str) -> Result<Use
         Ok(uid) => users.iter().find(|e| e.uid == uid),
         Err(_) => Some(users.iter().find(|e| e.name == u).ok_or_else(unknown)?),
     };
-    let uid = entry.map(|e| e.uid).unwrap_or_else(|| u.parse().unwrap_or(0));
+    let uid = entry
+        .map(|e| e.uid)
+        .unwrap_or_else(|| u.parse().unwrap_or(0));
     let all_groups = groups(group_text);
     let gid = match g {
         None | Some("") => entry.map(|e| e.gid).unwrap_or(0),
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => all_groups.iter().find(|(n, _, _)| n == g).map(|(_, gid, _)| *gid).ok_or_else(unknown)?,
+            Err(_) => all_groups
+                .iter()
+                .find(|(n, _, _)| n == g)
+                .map(|(_, gid, _)| *gid)
+                .ok_or_else(unknown)?,
         },
     };
     let mut additional_gids: Vec<u32> = match (entry, g) {
@@ -96,14 +121,20 @@ pub fn resolve_in(passwd_text: &str, group_text: &str, spec: &str) -> Result<Use
     };
     additional_gids.dedup();
     let home = entry.map(|e| e.home.clone()).unwrap_or_else(|| "/".into());
-    Ok(User { uid, gid, additional_gids, home })
+    Ok(User {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n";
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n";
     const GROUP: &str = "root:x:0:\nuser:x:1000:\nwheel:x:10:user,other\nstaff:x:50:\n";
 
     fn check(spec: &str, want: Option<(u32, u32, &[u32], &str)>) {
@@ -111,7 +142,11 @@ mod tests {
         match want {
             Some((uid, gid, extra, home)) => {
                 let u = got.unwrap_or_else(|e| panic!("{spec}: {e}"));
-                assert_eq!((u.uid, u.gid, u.additional_gids.as_slice(), u.home.as_str()), (uid, gid, extra, home), "{spec}");
+                assert_eq!(
+                    (u.uid, u.gid, u.additional_gids.as_slice(), u.home.as_str()),
+                    (uid, gid, extra, home),
+                    "{spec}"
+                );
             }
             None => assert!(got.is_err(), "{spec} should fail"),
         }

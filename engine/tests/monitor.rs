@@ -15,10 +15,18 @@ fn runtime(test: &str) -> Option<PathBuf> {
     if !berth_testkit::require_root(test) {
         return None;
     }
-    let p = std::env::var("BERTH_RUNTIME")
-        .unwrap_or_else(|_| berth_testkit::workspace_root().join("target/debug/berth-runtime").display().to_string());
-    berth_testkit::require_path(test, &p, "berth-runtime not built (cargo build -p berth-runtime, or set BERTH_RUNTIME)")
-        .then(|| PathBuf::from(p))
+    let p = std::env::var("BERTH_RUNTIME").unwrap_or_else(|_| {
+        berth_testkit::workspace_root()
+            .join("target/debug/berth-runtime")
+            .display()
+            .to_string()
+    });
+    berth_testkit::require_path(
+        test,
+        &p,
+        "berth-runtime not built (cargo build -p berth-runtime, or set BERTH_RUNTIME)",
+    )
+    .then(|| PathBuf::from(p))
 }
 
 struct Setup {
@@ -43,11 +51,18 @@ fn setup(rt: &Path, script: &str) -> Setup {
         remove: false,
         exit_command: Vec::new(),
     };
-    Setup { bundle, state, args }
+    Setup {
+        bundle,
+        state,
+        args,
+    }
 }
 
 fn start(a: &Args) -> (bool, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth-monitor")).args(a.to_argv()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth-monitor"))
+        .args(a.to_argv())
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("monitor report: {}", String::from_utf8_lossy(&out.stdout)));
     (out.status.success(), v)
@@ -56,24 +71,38 @@ fn start(a: &Args) -> (bool, Value) {
 fn wait_for(p: &Path) {
     let end = Instant::now() + Duration::from_secs(20);
     while !p.exists() {
-        assert!(Instant::now() < end, "timed out waiting for {}", p.display());
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for {}",
+            p.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn runtime_knows(a: &Args) -> bool {
-    Command::new(&a.runtime).arg("--root").arg(&a.runtime_root).args(["state", &a.id]).output().unwrap().status.success()
+    Command::new(&a.runtime)
+        .arg("--root")
+        .arg(&a.runtime_root)
+        .args(["state", &a.id])
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
 #[test]
 fn monitor_logs_output_records_exit_and_deletes() {
-    let Some(rt) = runtime("monitor_logs_output_records_exit_and_deletes") else { return };
+    let Some(rt) = runtime("monitor_logs_output_records_exit_and_deletes") else {
+        return;
+    };
     let s = setup(&rt, "echo out; echo err >&2; printf partial; exit 5");
     let (ok, report) = start(&s.args);
     assert!(ok, "{report}");
     assert!(report["pid"].as_i64().unwrap() > 1, "{report}");
     wait_for(&s.args.run_dir.join(EXIT_FILE));
-    let exit: Value = serde_json::from_slice(&fs::read(s.args.run_dir.join(EXIT_FILE)).unwrap()).unwrap();
+    let exit: Value =
+        serde_json::from_slice(&fs::read(s.args.run_dir.join(EXIT_FILE)).unwrap()).unwrap();
     assert_eq!(exit["exit_code"], 5);
     assert!(exit["finished_at"].as_str().unwrap().ends_with('Z'));
     // The monitor drains and closes the log before it exits; wait for that.
@@ -82,12 +111,35 @@ fn monitor_logs_output_records_exit_and_deletes() {
         assert!(Instant::now() < end, "monitor did not finish");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let lines: Vec<Value> = fs::read_to_string(&s.args.log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let mut got: Vec<(String, String)> =
-        lines.iter().map(|l| (l["stream"].as_str().unwrap().into(), l["log"].as_str().unwrap().into())).collect();
+    let lines: Vec<Value> = fs::read_to_string(&s.args.log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut got: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["stream"].as_str().unwrap().into(),
+                l["log"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
     got.sort();
-    assert_eq!(got, vec![("stderr".into(), "err\n".into()), ("stdout".into(), "out\n".into()), ("stdout".into(), "partial".into())]);
-    assert!(lines.iter().all(|l| l["time"].as_str().unwrap().len() == 30), "RFC 3339 with nanoseconds");
+    assert_eq!(
+        got,
+        vec![
+            ("stderr".into(), "err\n".into()),
+            ("stdout".into(), "out\n".into()),
+            ("stdout".into(), "partial".into())
+        ]
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["time"].as_str().unwrap().len() == 30),
+        "RFC 3339 with nanoseconds"
+    );
     drop(s.bundle);
 }
 
@@ -98,7 +150,9 @@ fn berth_engine_monitor_alive(a: &Args) -> bool {
 
 #[test]
 fn monitor_runs_exit_command_after_the_reader_lets_go() {
-    let Some(rt) = runtime("monitor_runs_exit_command_after_the_reader_lets_go") else { return };
+    let Some(rt) = runtime("monitor_runs_exit_command_after_the_reader_lets_go") else {
+        return;
+    };
     let mut s = setup(&rt, "exit 0");
     let marker = s.state.path().join("cleaned");
     s.args.remove = true;
@@ -118,12 +172,20 @@ fn monitor_runs_exit_command_after_the_reader_lets_go() {
 
 #[test]
 fn monitor_reports_a_failed_start_and_leaves_nothing() {
-    let Some(rt) = runtime("monitor_reports_a_failed_start_and_leaves_nothing") else { return };
+    let Some(rt) = runtime("monitor_reports_a_failed_start_and_leaves_nothing") else {
+        return;
+    };
     let mut s = setup(&rt, "true");
     s.bundle.set_args(&["/no/such/program"]).save();
     let (ok, report) = start(&s.args);
     assert!(!ok);
-    assert!(report["error"].as_str().unwrap().contains("/no/such/program"), "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/program"),
+        "{report}"
+    );
     assert!(!runtime_knows(&s.args), "runtime container deleted");
     assert!(!s.args.run_dir.join(EXIT_FILE).exists());
 }

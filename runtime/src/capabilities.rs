@@ -31,7 +31,13 @@ fn convert(set: &Option<Capabilities>) -> Result<CapsHashSet> {
 }
 
 pub fn validate(c: &LinuxCapabilities) -> Result<()> {
-    for s in [c.bounding(), c.effective(), c.inheritable(), c.permitted(), c.ambient()] {
+    for s in [
+        c.bounding(),
+        c.effective(),
+        c.inheritable(),
+        c.permitted(),
+        c.ambient(),
+    ] {
         convert(s)?;
     }
     Ok(())
@@ -63,24 +69,32 @@ pub fn apply(c: Option<&LinuxCapabilities>) -> Result<()> {
     let empty = empty_caps();
     let c = c.unwrap_or(&empty);
     let set = |which: CapSet, v: &CapsHashSet| {
-        caps::set(None, which, v).map_err(|e| Error::Init(format!("set {which:?} capabilities: {e}")))
+        caps::set(None, which, v)
+            .map_err(|e| Error::Init(format!("set {which:?} capabilities: {e}")))
     };
     let eff = convert(c.effective())?;
     let perm = convert(c.permitted())?;
     let inh = convert(c.inheritable())?;
     let amb = convert(c.ambient())?;
     if let Some(x) = eff.difference(&perm).next() {
-        return Err(Error::InvalidConfig(format!("effective capability {x} is not in the permitted set")));
+        return Err(Error::InvalidConfig(format!(
+            "effective capability {x} is not in the permitted set"
+        )));
     }
     set(CapSet::Effective, &eff.union(&perm).copied().collect())?;
     set(CapSet::Inheritable, &inh)?;
     set(CapSet::Permitted, &perm)?;
     set(CapSet::Effective, &eff)?;
-    caps::clear(None, CapSet::Ambient).map_err(|e| Error::Init(format!("clear ambient capabilities: {e}")))?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| Error::Init(format!("clear ambient capabilities: {e}")))?;
     // The kernel only allows ambient capabilities that are both permitted
     // and inheritable; runc's default spec lists ambient ones without
     // inheritable, and runc then leaves them out: so do we.
-    for a in amb.iter().copied().filter(|a| perm.contains(a) && inh.contains(a)) {
+    for a in amb
+        .iter()
+        .copied()
+        .filter(|a| perm.contains(a) && inh.contains(a))
+    {
         caps::raise(None, CapSet::Ambient, a)
             .map_err(|e| Error::Init(format!("raise ambient capability {a}: {e}")))?;
     }

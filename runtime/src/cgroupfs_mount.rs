@@ -16,9 +16,14 @@ use crate::mounts::{MountCtx, Options};
 
 pub fn mount_cgroup(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
     let dest = m.destination();
-    let err = |e| Error::Path { op: "mount cgroup", path: dest.clone(), source: e };
+    let err = |e| Error::Path {
+        op: "mount cgroup",
+        path: dest.clone(),
+        source: e,
+    };
     let ro = o.flags & MsFlags::MS_RDONLY;
-    let base = o.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    let base = o.flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let Some(cg) = ctx.cgroup else {
         return Err(Error::InvalidConfig(format!(
             "cgroup mount {} needs the container to have a cgroup",
@@ -28,21 +33,39 @@ pub fn mount_cgroup(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
     let target = fsutil::open_in_root(ctx.root, dest, Create::Dir)?;
     if cg.layout == Layout::Unified {
         if ctx.cgroupns {
-            mount(Some("cgroup2"), &fsutil::fd_path(target.as_fd()), Some("cgroup2"), base | ro, None::<&str>)
-                .map_err(err)?;
+            mount(
+                Some("cgroup2"),
+                &fsutil::fd_path(target.as_fd()),
+                Some("cgroup2"),
+                base | ro,
+                None::<&str>,
+            )
+            .map_err(err)?;
         } else {
             drop(target);
             bind(ctx, &cg.dirs[0], dest, base | ro).map_err(err)?;
         }
         return Ok(());
     }
-    mount(Some("tmpfs"), &fsutil::fd_path(target.as_fd()), Some("tmpfs"), base, Some("mode=755"))
-        .map_err(err)?;
+    mount(
+        Some("tmpfs"),
+        &fsutil::fd_path(target.as_fd()),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .map_err(err)?;
     drop(target);
     let hierarchies = cgroups::v1_hierarchies();
     for dir in &cg.dirs {
-        let Some(h) = hierarchies.iter().find(|h| dir.starts_with(&h.mount)) else { continue };
-        let name = h.mount.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let Some(h) = hierarchies.iter().find(|h| dir.starts_with(&h.mount)) else {
+            continue;
+        };
+        let name = h
+            .mount
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.is_empty() {
             continue;
         }
@@ -50,8 +73,14 @@ pub fn mount_cgroup(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
         let t = fsutil::open_in_root(ctx.root, &sub, Create::Dir)?;
         if ctx.cgroupns {
             let opts = h.controllers.join(",");
-            mount(Some("cgroup"), &fsutil::fd_path(t.as_fd()), Some("cgroup"), base | ro, Some(opts.as_str()))
-                .map_err(err)?;
+            mount(
+                Some("cgroup"),
+                &fsutil::fd_path(t.as_fd()),
+                Some("cgroup"),
+                base | ro,
+                Some(opts.as_str()),
+            )
+            .map_err(err)?;
         } else {
             drop(t);
             bind(ctx, dir, &sub, base | ro).map_err(err)?;
@@ -66,8 +95,14 @@ pub fn mount_cgroup(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
     }
     if !ro.is_empty() {
         let t = fsutil::open_in_root(ctx.root, dest, Create::No)?;
-        mount(None::<&str>, &fsutil::fd_path(t.as_fd()), None::<&str>, MsFlags::MS_REMOUNT | base | ro, Some("mode=755"))
-            .map_err(err)?;
+        mount(
+            None::<&str>,
+            &fsutil::fd_path(t.as_fd()),
+            None::<&str>,
+            MsFlags::MS_REMOUNT | base | ro,
+            Some("mode=755"),
+        )
+        .map_err(err)?;
     }
     Ok(())
 }
@@ -75,11 +110,25 @@ pub fn mount_cgroup(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
 /// Bind `src` (a host cgroup directory) onto `dst` in the root, then apply
 /// `flags` to the new mount (reopened, so the remount hits the new mount).
 fn bind(ctx: &MountCtx<'_>, src: &Path, dst: &Path, flags: MsFlags) -> nix::Result<()> {
-    let t = fsutil::open_in_root(ctx.root, dst, Create::Dir).map_err(|_| nix::errno::Errno::ENOENT)?;
-    mount(Some(src), &fsutil::fd_path(t.as_fd()), None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+    let t =
+        fsutil::open_in_root(ctx.root, dst, Create::Dir).map_err(|_| nix::errno::Errno::ENOENT)?;
+    mount(
+        Some(src),
+        &fsutil::fd_path(t.as_fd()),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
     if !flags.is_empty() {
-        let t = fsutil::open_in_root(ctx.root, dst, Create::No).map_err(|_| nix::errno::Errno::ENOENT)?;
-        mount(None::<&str>, &fsutil::fd_path(t.as_fd()), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None::<&str>)?;
+        let t = fsutil::open_in_root(ctx.root, dst, Create::No)
+            .map_err(|_| nix::errno::Errno::ENOENT)?;
+        mount(
+            None::<&str>,
+            &fsutil::fd_path(t.as_fd()),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+            None::<&str>,
+        )?;
     }
     Ok(())
 }

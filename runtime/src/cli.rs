@@ -300,7 +300,10 @@ pub fn normalize_args(args: Vec<String>) -> Vec<String> {
         collect(s);
     }
     let find = |name: &str| longs.iter().find(|(l, _)| l == name).map(|(_, t)| *t);
-    let subcommands: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
     let mut out = Vec::with_capacity(args.len());
     let mut seen_sub = false;
     let mut expect_value = false;
@@ -320,7 +323,10 @@ pub fn normalize_args(args: Vec<String>) -> Vec<String> {
             out.push(a);
             continue;
         }
-        if let Some(rest) = a.strip_prefix('-').filter(|r| !r.starts_with('-') && r.len() > 1) {
+        if let Some(rest) = a
+            .strip_prefix('-')
+            .filter(|r| !r.starts_with('-') && r.len() > 1)
+        {
             let name = rest.split('=').next().unwrap_or(rest);
             if let Some(takes) = find(name) {
                 expect_value = takes && !rest.contains('=');
@@ -361,12 +367,18 @@ mod tests {
             norm("r -root /x -log-format json run -no-subreaper -d id"),
             norm("r --root /x --log-format json run --no-subreaper -d id")
         );
-        assert_eq!(norm("r create -bundle /b -pid-file=/p id"), norm("r create --bundle /b --pid-file=/p id"));
+        assert_eq!(
+            norm("r create -bundle /b -pid-file=/p id"),
+            norm("r create --bundle /b --pid-file=/p id")
+        );
     }
 
     #[test]
     fn container_arguments_are_left_alone() {
-        assert_eq!(norm("r exec id ls -all -cwd"), vec!["r", "exec", "id", "ls", "-all", "-cwd"]);
+        assert_eq!(
+            norm("r exec id ls -all -cwd"),
+            vec!["r", "exec", "id", "ls", "-all", "-cwd"]
+        );
         assert_eq!(norm("r exec -cwd /tmp id sh -c true")[2], "--cwd");
     }
 

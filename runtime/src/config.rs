@@ -18,12 +18,19 @@ pub struct Bundle {
 }
 
 pub fn load_bundle(dir: &Path) -> Result<Bundle> {
-    let dir = std::fs::canonicalize(dir)
-        .map_err(|source| Error::Bundle { path: dir.to_path_buf(), source })?;
+    let dir = std::fs::canonicalize(dir).map_err(|source| Error::Bundle {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let cfg = dir.join("config.json");
-    let data = std::fs::read(&cfg).map_err(|source| Error::Bundle { path: cfg.clone(), source })?;
-    let spec: Spec = serde_json::from_slice(&data)
-        .map_err(|e| Error::ConfigParse { path: cfg.clone(), msg: e.to_string() })?;
+    let data = std::fs::read(&cfg).map_err(|source| Error::Bundle {
+        path: cfg.clone(),
+        source,
+    })?;
+    let spec: Spec = serde_json::from_slice(&data).map_err(|e| Error::ConfigParse {
+        path: cfg.clone(),
+        msg: e.to_string(),
+    })?;
     let rootfs = validate(&spec, &dir)?;
     Ok(Bundle { dir, spec, rootfs })
 }
@@ -33,28 +40,43 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let bad = |m: String| Err(Error::InvalidConfig(m));
     let ver = spec.version();
     if !ver.starts_with("1.") {
-        return bad(format!("unsupported ociVersion {ver:?}: this runtime implements 1.x"));
+        return bad(format!(
+            "unsupported ociVersion {ver:?}: this runtime implements 1.x"
+        ));
     }
-    let Some(root) = spec.root() else { return bad("root is required".into()) };
-    let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+    let Some(root) = spec.root() else {
+        return bad("root is required".into());
+    };
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
     match std::fs::metadata(&rootfs) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return bad(format!("root.path {} is not a directory", rootfs.display())),
         Err(e) => return bad(format!("root.path {}: {e}", rootfs.display())),
     }
-    let Some(process) = spec.process() else { return bad("process is required".into()) };
+    let Some(process) = spec.process() else {
+        return bad("process is required".into());
+    };
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return bad("process.args must not be empty".into());
     }
     if !process.cwd().is_absolute() {
-        return bad(format!("process.cwd {:?} must be an absolute path", process.cwd()));
+        return bad(format!(
+            "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        ));
     }
     for kv in process.env().iter().flatten() {
         if !kv.contains('=') || kv.starts_with('=') {
             return bad(format!("process.env entry {kv:?} is not KEY=VALUE"));
         }
     }
-    let Some(linux) = spec.linux() else { return bad("linux is required on Linux".into()) };
+    let Some(linux) = spec.linux() else {
+        return bad("linux is required on Linux".into());
+    };
     let mut seen = HashSet::new();
     for ns in linux.namespaces().iter().flatten() {
         if !seen.insert(ns.typ()) {
@@ -62,7 +84,11 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         }
         if let Some(p) = ns.path() {
             if !p.is_absolute() {
-                return bad(format!("namespace {} path {:?} must be absolute", ns.typ(), p));
+                return bad(format!(
+                    "namespace {} path {:?} must be absolute",
+                    ns.typ(),
+                    p
+                ));
             }
             if ns.typ() == LinuxNamespaceType::Time {
                 // joining is fine; offsets only apply to new ones
@@ -89,7 +115,8 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return bad("unable to set hostname without a private UTS namespace".into());
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
+    {
         return bad("unable to set domainname without a private UTS namespace".into());
     }
     if !has(LinuxNamespaceType::Mount) {
@@ -99,7 +126,17 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         check_sysctl(k, &has)?;
     }
     if let Some(p) = linux.rootfs_propagation() {
-        if !matches!(p.as_str(), "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable") {
+        if !matches!(
+            p.as_str(),
+            "" | "private"
+                | "rprivate"
+                | "slave"
+                | "rslave"
+                | "shared"
+                | "rshared"
+                | "unbindable"
+                | "runbindable"
+        ) {
             return bad(format!("rootfsPropagation {p:?} is not a propagation mode"));
         }
     }
@@ -111,7 +148,12 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     }
     for r in process.rlimits().iter().flatten() {
         if r.soft() > r.hard() {
-            return bad(format!("rlimit {:?}: soft limit {} exceeds hard limit {}", r.typ(), r.soft(), r.hard()));
+            return bad(format!(
+                "rlimit {:?}: soft limit {} exceeds hard limit {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            ));
         }
     }
     if let Some(caps) = process.capabilities() {
@@ -122,11 +164,19 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
 
 fn check_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
     let ipc = [
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
     if key.contains("..") || key.contains('/') && key.contains('.') || key.starts_with('.') {
-        return Err(Error::InvalidConfig(format!("sysctl {key:?} is not a valid name")));
+        return Err(Error::InvalidConfig(format!(
+            "sysctl {key:?} is not a valid name"
+        )));
     }
     let ok = if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
         has(LinuxNamespaceType::Ipc)

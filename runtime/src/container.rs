@@ -60,14 +60,25 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
     let linux = spec.linux().as_ref().expect("validated");
     let nsplan = ns::plan(linux)?;
     let locked = root.create_dir(o.id)?;
-    let mut guard = Cleanup { locked: Some(locked), cgroup: None, pid: None };
+    let mut guard = Cleanup {
+        locked: Some(locked),
+        cgroup: None,
+        pid: None,
+    };
     let dir = guard.locked.as_ref().expect("set").dir.clone();
 
     let fifo_path = dir.join(EXEC_FIFO);
-    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
-        .map_err(|e| Error::Path { op: "mkfifo", path: fifo_path.clone(), source: e })?;
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(|e| Error::Path {
+        op: "mkfifo",
+        path: fifo_path.clone(),
+        source: e,
+    })?;
     let fifo = nix::fcntl::open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::Path { op: "open", path: fifo_path.clone(), source: e })?;
+        .map_err(|e| Error::Path {
+            op: "open",
+            path: fifo_path.clone(),
+            source: e,
+        })?;
 
     let cgroup = match cgroups::resolve(linux.cgroups_path().as_deref(), o.id, o.systemd_cgroup) {
         Ok(c) => Some(c),
@@ -160,9 +171,17 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
         parent_chan.expect("createRuntime hooks", |m| matches!(m, Msg::RunCreateHooks))?;
         let json = state_json(&st);
         let hooks_ok = hooks::run_all(Kind::Prestart, &Kind::Prestart.of(&spec), json.as_bytes())
-            .and_then(|_| hooks::run_all(Kind::CreateRuntime, &Kind::CreateRuntime.of(&spec), json.as_bytes()));
+            .and_then(|_| {
+                hooks::run_all(
+                    Kind::CreateRuntime,
+                    &Kind::CreateRuntime.of(&spec),
+                    json.as_bytes(),
+                )
+            });
         if let Err(e) = hooks_ok {
-            let _ = parent_chan.send(&Msg::Abort { msg: crate::error::chain(&e) });
+            let _ = parent_chan.send(&Msg::Abort {
+                msg: crate::error::chain(&e),
+            });
             return Err(e);
         }
         parent_chan.send(&Msg::Proceed { state: Some(json) })?;
@@ -246,7 +265,10 @@ fn write_id_maps(pid: i32, linux: &oci_spec::runtime::Linux, rootless: bool) -> 
         let p = format!("/proc/{pid}/setgroups");
         std::fs::write(&p, "deny").map_err(io_err("write", p))?;
     }
-    for (file, text) in [("uid_map", fmt(linux.uid_mappings())), ("gid_map", fmt(linux.gid_mappings()))] {
+    for (file, text) in [
+        ("uid_map", fmt(linux.uid_mappings())),
+        ("gid_map", fmt(linux.gid_mappings())),
+    ] {
         let p = format!("/proc/{pid}/{file}");
         std::fs::write(&p, text).map_err(io_err("write", p))?;
     }
@@ -262,7 +284,8 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
         .mode(0o644)
         .open(&tmp)
         .map_err(io_err("create pid file", &tmp))?;
-    f.write_all(pid.to_string().as_bytes()).map_err(io_err("write pid file", &tmp))?;
+    f.write_all(pid.to_string().as_bytes())
+        .map_err(io_err("write pid file", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err("rename pid file to", path))
 }
 
@@ -277,16 +300,42 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
     let mut st = root.load(id)?;
     match st.status {
         Status::Created => {}
-        Status::Stopped => return Err(Error::BadStatus { id: id.into(), status: "stopped".into(), expected: "created" }),
-        s => return Err(Error::BadStatus { id: id.into(), status: s.to_string(), expected: "created" }),
+        Status::Stopped => {
+            return Err(Error::BadStatus {
+                id: id.into(),
+                status: "stopped".into(),
+                expected: "created",
+            })
+        }
+        s => {
+            return Err(Error::BadStatus {
+                id: id.into(),
+                status: s.to_string(),
+                expected: "created",
+            })
+        }
     }
     let fifo_path = locked.dir.join(EXEC_FIFO);
-    let fifo = match nix::fcntl::open(&fifo_path, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()) {
+    let fifo = match nix::fcntl::open(
+        &fifo_path,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(f) => f,
         Err(Errno::ENXIO) => return Err(Error::NotRunning),
-        Err(e) => return Err(Error::Path { op: "open", path: fifo_path, source: e }),
+        Err(e) => {
+            return Err(Error::Path {
+                op: "open",
+                path: fifo_path,
+                source: e,
+            })
+        }
     };
-    nix::unistd::write(&fifo, &[0u8]).map_err(|e| Error::Path { op: "write", path: fifo_path.clone(), source: e })?;
+    nix::unistd::write(&fifo, &[0u8]).map_err(|e| Error::Path {
+        op: "write",
+        path: fifo_path.clone(),
+        source: e,
+    })?;
     // The init holds the fifo open (close-on-exec) until it execs the
     // user's program or dies: poll for "no readers left".
     wait_fifo_closed(&fifo, &st);
@@ -298,7 +347,11 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
     // short-lived process has already exited by the time they run (the
     // status `state` reports is always derived live).
     let json = state_json(&st);
-    for e in hooks::run_all_warn(Kind::Poststart, &Kind::Poststart.of(&st.config), json.as_bytes()) {
+    for e in hooks::run_all_warn(
+        Kind::Poststart,
+        &Kind::Poststart.of(&st.config),
+        json.as_bytes(),
+    ) {
         crate::log::warn(&e.to_string());
     }
     Ok(())
@@ -310,7 +363,10 @@ fn wait_fifo_closed(fifo: &OwnedFd, st: &State) {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::empty())];
         match poll(&mut fds, PollTimeout::from(100u16)) {
             Ok(n) if n > 0 => {
-                if fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)) {
+                if fds[0]
+                    .revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+                {
                     return;
                 }
             }
@@ -334,8 +390,13 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         return Signal::try_from(n).map_err(|_| Error::BadSignal(s.to_string()));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    name.parse::<Signal>().map_err(|_| Error::BadSignal(s.to_string()))
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| Error::BadSignal(s.to_string()))
 }
 
 /// `kill`: signal the init, or with `all` every process of the container.
@@ -363,7 +424,10 @@ pub fn kill_container(root: &Root, id: &str, sig: Signal, all: bool) -> Result<(
     match kill(Pid::from_raw(st.pid), sig) {
         Ok(()) => Ok(()),
         Err(Errno::ESRCH) => Err(Error::Init("no such process".into())),
-        Err(e) => Err(Error::Sys { op: format!("kill {}", st.pid), source: e }),
+        Err(e) => Err(Error::Sys {
+            op: format!("kill {}", st.pid),
+            source: e,
+        }),
     }
 }
 
@@ -448,7 +512,11 @@ fn destroy(locked: Locked, st: &State) -> Result<()> {
     let mut stopped = st.clone();
     stopped.status = Status::Stopped;
     let json = state_json(&stopped);
-    for e in hooks::run_all_warn(Kind::Poststop, &Kind::Poststop.of(&st.config), json.as_bytes()) {
+    for e in hooks::run_all_warn(
+        Kind::Poststop,
+        &Kind::Poststop.of(&st.config),
+        json.as_bytes(),
+    ) {
         crate::log::warn(&e.to_string());
     }
     locked.remove()
@@ -458,7 +526,11 @@ fn destroy(locked: Locked, st: &State) -> Result<()> {
 pub fn set_paused(root: &Root, id: &str, pause: bool) -> Result<()> {
     let _locked = root.lock(id)?;
     let st = root.load(id)?;
-    let expected = if pause { Status::Running } else { Status::Paused };
+    let expected = if pause {
+        Status::Running
+    } else {
+        Status::Paused
+    };
     if st.status != expected {
         return Err(Error::BadStatus {
             id: id.into(),
@@ -466,15 +538,22 @@ pub fn set_paused(root: &Root, id: &str, pause: bool) -> Result<()> {
             expected: if pause { "running" } else { "paused" },
         });
     }
-    let cg = st.cgroup_path.as_deref().map(cgroups::from_saved).ok_or_else(|| Error::Cgroup {
-        path: id.into(),
-        msg: "container has no cgroup to freeze".into(),
-    })?;
+    let cg = st
+        .cgroup_path
+        .as_deref()
+        .map(cgroups::from_saved)
+        .ok_or_else(|| Error::Cgroup {
+            path: id.into(),
+            msg: "container has no cgroup to freeze".into(),
+        })?;
     cg.set_frozen(pause)
 }
 
 /// All containers' states (those whose state cannot be read are skipped).
 pub fn list(root: &Root) -> Result<Vec<State>> {
-    Ok(root.ids()?.iter().filter_map(|id| root.load(id).ok()).collect())
+    Ok(root
+        .ids()?
+        .iter()
+        .filter_map(|id| root.load(id).ok())
+        .collect())
 }
-

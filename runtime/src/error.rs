@@ -15,33 +15,71 @@ pub enum Error {
     #[error("container with id \"{0}\" already exists")]
     AlreadyExists(String),
     #[error("container \"{id}\" is {status}, not {expected}")]
-    BadStatus { id: String, status: String, expected: &'static str },
+    BadStatus {
+        id: String,
+        status: String,
+        expected: &'static str,
+    },
     #[error("container not running")]
     NotRunning,
     #[error("cannot delete container \"{0}\" that is not stopped: {1}")]
     DeleteNotStopped(String, String),
     #[error("bundle {path}")]
-    Bundle { path: PathBuf, #[source] source: io::Error },
+    Bundle {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("config {path}: {msg}")]
     ConfigParse { path: PathBuf, msg: String },
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("state directory {path}")]
-    StateDir { path: PathBuf, #[source] source: io::Error },
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("state of container \"{id}\" is corrupt")]
-    StateCorrupt { id: String, #[source] source: serde_json::Error },
+    StateCorrupt {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{op}")]
-    Sys { op: String, #[source] source: Errno },
+    Sys {
+        op: String,
+        #[source]
+        source: Errno,
+    },
     #[error("{op} {path}")]
-    Path { op: &'static str, path: PathBuf, #[source] source: Errno },
+    Path {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
     #[error("{op} {path}")]
-    Io { op: &'static str, path: PathBuf, #[source] source: io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("{0}")]
     Init(String),
     #[error("{kind} hook {path}: {msg}")]
-    Hook { kind: &'static str, path: String, msg: String },
+    Hook {
+        kind: &'static str,
+        path: String,
+        msg: String,
+    },
     #[error("console socket {path}")]
-    ConsoleSocket { path: PathBuf, #[source] source: io::Error },
+    ConsoleSocket {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cgroup {path}: {msg}")]
     Cgroup { path: String, msg: String },
     #[error("seccomp: {0}")]

@@ -36,19 +36,38 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
     let st = root.load(o.id)?;
     match st.status {
         Status::Running | Status::Created => {}
-        Status::Paused => return Err(Error::BadStatus { id: o.id.into(), status: "paused".into(), expected: "running" }),
-        _ => return Err(Error::BadStatus { id: o.id.into(), status: st.status.to_string(), expected: "running" }),
+        Status::Paused => {
+            return Err(Error::BadStatus {
+                id: o.id.into(),
+                status: "paused".into(),
+                expected: "running",
+            })
+        }
+        _ => {
+            return Err(Error::BadStatus {
+                id: o.id.into(),
+                status: st.status.to_string(),
+                expected: "running",
+            })
+        }
     }
     let p = &o.process;
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::InvalidConfig("exec: process args must not be empty".into()));
+        return Err(Error::InvalidConfig(
+            "exec: process args must not be empty".into(),
+        ));
     }
     if !p.cwd().is_absolute() {
-        return Err(Error::InvalidConfig(format!("exec: cwd {:?} must be absolute", p.cwd())));
+        return Err(Error::InvalidConfig(format!(
+            "exec: cwd {:?} must be absolute",
+            p.cwd()
+        )));
     }
     let terminal = p.terminal().unwrap_or(false);
     if terminal && o.console.is_none() {
-        return Err(Error::InvalidConfig("cannot allocate a terminal without a console socket (--console-socket)".into()));
+        return Err(Error::InvalidConfig(
+            "cannot allocate a terminal without a console socket (--console-socket)".into(),
+        ));
     }
     if let Some(c) = p.capabilities() {
         crate::capabilities::validate(c)?;
@@ -70,7 +89,8 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
     // pid and time namespaces apply to children: join them here.
     for (t, fd) in &fds {
         if matches!(t, T::Pid | T::Time) {
-            setns(fd, ns::clone_flag(*t)).map_err(sys_err(format!("join {} namespace", ns::proc_name(*t))))?;
+            setns(fd, ns::clone_flag(*t))
+                .map_err(sys_err(format!("join {} namespace", ns::proc_name(*t))))?;
         }
     }
     let seccomp = linux.seccomp().as_ref();
@@ -84,7 +104,9 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
         Forked::Child => {
             drop(parent);
             let e = child_side(&child, &fds, has_user, &o, config, listener);
-            let _ = child.send(&Msg::Error { msg: crate::error::chain(&e) });
+            let _ = child.send(&Msg::Error {
+                msg: crate::error::chain(&e),
+            });
             sys::exit_now(1);
         }
         Forked::Parent(pid) => pid,
@@ -97,7 +119,11 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
         // The seccomp agent gets the exec'd process's host pid, which only
         // the parent knows.
         let payload = match (seccomp, &listener) {
-            (Some(s), Some(_)) => Some(crate::seccomp::notify::payload(s, &crate::container::state_json(&st), Some(pid.as_raw()))?),
+            (Some(s), Some(_)) => Some(crate::seccomp::notify::payload(
+                s,
+                &crate::container::state_json(&st),
+                Some(pid.as_raw()),
+            )?),
             _ => None,
         };
         parent.send(&Msg::Proceed { state: payload })?;
@@ -139,7 +165,8 @@ fn child_side(
             if matches!(t, T::Pid | T::Time) {
                 continue;
             }
-            setns(fd, ns::clone_flag(*t)).map_err(sys_err(format!("join {} namespace", ns::proc_name(*t))))?;
+            setns(fd, ns::clone_flag(*t))
+                .map_err(sys_err(format!("join {} namespace", ns::proc_name(*t))))?;
             if *t == T::User {
                 let (u, g) = (Uid::from_raw(0), Gid::from_raw(0));
                 nix::unistd::setresgid(g, g, g).map_err(sys_err("setgid 0 in user namespace"))?;
@@ -148,9 +175,16 @@ fn child_side(
         }
         if o.process.terminal().unwrap_or(false) {
             let sock = o.console.as_ref().expect("checked");
-            let root = nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-                .map_err(sys_err("open /"))?;
-            let size = o.process.console_size().map(|b| (b.height() as u16, b.width() as u16));
+            let root = nix::fcntl::open(
+                "/",
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(sys_err("open /"))?;
+            let size = o
+                .process
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16));
             let pty = crate::console::open_pty(root.as_fd(), size)?;
             crate::console::send_master(sock.as_fd(), &pty)?;
             crate::console::make_controlling(&pty.peer)?;
@@ -163,7 +197,9 @@ fn child_side(
             preserve_fds: o.preserve_fds,
             extra_env: Vec::new(),
             setgroups: !has_user
-                || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true),
+                || std::fs::read_to_string("/proc/self/setgroups")
+                    .map(|s| s.trim() != "deny")
+                    .unwrap_or(true),
             personality: linux.and_then(|l| l.personality().as_ref()),
         };
         Ok(crate::process::finalize_and_exec(&f))

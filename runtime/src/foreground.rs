@@ -19,8 +19,10 @@ use crate::error::{sys as sys_err, Result};
 /// container process can exit, so no SIGCHLD is lost.
 pub fn block_signals() -> Result<SignalFd> {
     let all = SigSet::all();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None).map_err(sys_err("block signals"))?;
-    SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(sys_err("signalfd"))
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
+        .map_err(sys_err("block signals"))?;
+    SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(sys_err("signalfd"))
 }
 
 fn code_of(ws: WaitStatus) -> Option<i32> {
@@ -55,7 +57,11 @@ struct RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = termios::tcsetattr(std::io::stdin().as_fd(), termios::SetArg::TCSANOW, &self.saved);
+        let _ = termios::tcsetattr(
+            std::io::stdin().as_fd(),
+            termios::SetArg::TCSANOW,
+            &self.saved,
+        );
     }
 }
 
@@ -96,9 +102,17 @@ pub fn wait(target: Pid, sfd: SignalFd, master: Option<OwnedFd>) -> Result<i32> 
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(crate::error::Error::Sys { op: "poll".into(), source: e }),
+            Err(e) => {
+                return Err(crate::error::Error::Sys {
+                    op: "poll".into(),
+                    source: e,
+                })
+            }
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         if let Some(m) = &master {
             if ready.get(1).copied().unwrap_or(false) {
                 match nix::unistd::read(m.as_fd(), &mut buf) {
@@ -136,7 +150,10 @@ pub fn wait(target: Pid, sfd: SignalFd, master: Option<OwnedFd>) -> Result<i32> 
 }
 
 fn drain(m: BorrowedFd<'_>, buf: &mut [u8]) {
-    let _ = nix::fcntl::fcntl(m, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = nix::fcntl::fcntl(
+        m,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     while let Ok(n) = nix::unistd::read(m, buf) {
         if n == 0 {
             break;

@@ -60,7 +60,11 @@ pub fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<PathBuf> {
             Ok(target) => {
                 links += 1;
                 if links > MAX_SYMLINKS {
-                    return Err(Error::Path { op: "resolve", path: path.into(), source: Errno::ELOOP });
+                    return Err(Error::Path {
+                        op: "resolve",
+                        path: path.into(),
+                        source: Errno::ELOOP,
+                    });
                 }
                 resolved.pop();
                 let target = PathBuf::from(target);
@@ -73,7 +77,13 @@ pub fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<PathBuf> {
             }
             Err(Errno::EINVAL) => {} // exists, not a symlink
             Err(Errno::ENOENT) => missing = true,
-            Err(e) => return Err(Error::Path { op: "resolve", path: path.into(), source: e }),
+            Err(e) => {
+                return Err(Error::Path {
+                    op: "resolve",
+                    path: path.into(),
+                    source: e,
+                })
+            }
         }
     }
     Ok(join(&resolved))
@@ -105,7 +115,9 @@ fn join(parts: &[std::ffi::OsString]) -> PathBuf {
 
 fn how(flags: OFlag) -> OpenHow {
     OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(
-        ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        ResolveFlag::RESOLVE_IN_ROOT
+            | ResolveFlag::RESOLVE_NO_SYMLINKS
+            | ResolveFlag::RESOLVE_NO_MAGICLINKS,
     )
 }
 
@@ -121,13 +133,25 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result
     match open_resolved(root, &rel, OFlag::O_PATH) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) if create != Create::No => {}
-        Err(e) => return Err(Error::Path { op: "open in container root", path: path.into(), source: e }),
+        Err(e) => {
+            return Err(Error::Path {
+                op: "open in container root",
+                path: path.into(),
+                source: e,
+            })
+        }
     }
     // Create the missing tail one component at a time, each relative to a
     // directory descriptor that was itself opened without following links.
     let parts: Vec<&OsStr> = rel.iter().collect();
-    let mut dir = open_resolved(root, Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY)
-        .map_err(|e| Error::Path { op: "open container root", path: path.into(), source: e })?;
+    let mut dir =
+        open_resolved(root, Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| {
+            Error::Path {
+                op: "open container root",
+                path: path.into(),
+                source: e,
+            }
+        })?;
     for (i, name) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
         let want_file = last && create == Create::File;
@@ -138,14 +162,24 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result
                 continue;
             }
             Err(Errno::ENOENT) => {}
-            Err(e) => return Err(Error::Path { op: "open in container root", path: sofar, source: e }),
+            Err(e) => {
+                return Err(Error::Path {
+                    op: "open in container root",
+                    path: sofar,
+                    source: e,
+                })
+            }
         }
         let res = if want_file {
             let dfd = reopen_dir(&dir, &sofar)?;
             nix::fcntl::openat(
                 &dfd,
                 *name,
-                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_WRONLY
+                    | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o644),
             )
             .map(drop)
@@ -155,7 +189,13 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result
         };
         match res {
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(Error::Path { op: "create in container root", path: sofar, source: e }),
+            Err(e) => {
+                return Err(Error::Path {
+                    op: "create in container root",
+                    path: sofar,
+                    source: e,
+                })
+            }
         }
         dir = open_resolved(root, &sofar, OFlag::O_PATH).map_err(|e| Error::Path {
             op: "open created path in container root",
@@ -175,7 +215,11 @@ fn reopen_dir(dir: &OwnedFd, what: &Path) -> Result<OwnedFd> {
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::Path { op: "open parent directory", path: what.into(), source: e })
+    .map_err(|e| Error::Path {
+        op: "open parent directory",
+        path: what.into(),
+        source: e,
+    })
 }
 
 /// `/proc/self/fd/N` of a descriptor, for mounting on or from it.
@@ -212,7 +256,12 @@ mod tests {
 
     fn root() -> (tempfile::TempDir, OwnedFd) {
         let d = tempfile::tempdir().unwrap();
-        let fd = nix::fcntl::open(d.path(), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
+        let fd = nix::fcntl::open(
+            d.path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
         (d, fd)
     }
 
@@ -242,18 +291,34 @@ mod tests {
 
     #[test]
     fn absolute_symlinks_resolve_against_the_container_root() {
-        check(&[("run", None), ("var/run", Some("/run"))], "/var/run/docker.sock", Ok("run/docker.sock"));
-        check(&[("etc/x", Some("/tmp/outside"))], "/etc/x/y", Ok("tmp/outside/y"));
+        check(
+            &[("run", None), ("var/run", Some("/run"))],
+            "/var/run/docker.sock",
+            Ok("run/docker.sock"),
+        );
+        check(
+            &[("etc/x", Some("/tmp/outside"))],
+            "/etc/x/y",
+            Ok("tmp/outside/y"),
+        );
     }
 
     #[test]
     fn relative_symlinks_resolve_inside() {
-        check(&[("run", None), ("var/run", Some("../run"))], "/var/run", Ok("run"));
+        check(
+            &[("run", None), ("var/run", Some("../run"))],
+            "/var/run",
+            Ok("run"),
+        );
     }
 
     #[test]
     fn escaping_symlinks_and_dotdot_are_errors() {
-        check(&[("etc/evil", Some("../../../../../tmp"))], "/etc/evil/x", Err(()));
+        check(
+            &[("etc/evil", Some("../../../../../tmp"))],
+            "/etc/evil/x",
+            Err(()),
+        );
         check(&[], "/../etc", Err(()));
         check(&[("loop", Some("loop"))], "/loop/x", Err(()));
     }
@@ -265,8 +330,16 @@ mod tests {
         symlink(outside.path(), d.path().join("abs")).unwrap();
         let got = open_in_root(fd.as_fd(), Path::new("/abs/new/dir"), Create::Dir).unwrap();
         assert_eq!(file_type(&got).unwrap(), SFlag::S_IFDIR);
-        assert!(d.path().join(outside.path().strip_prefix("/").unwrap()).join("new/dir").is_dir());
-        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "created outside the root");
+        assert!(d
+            .path()
+            .join(outside.path().strip_prefix("/").unwrap())
+            .join("new/dir")
+            .is_dir());
+        assert_eq!(
+            std::fs::read_dir(outside.path()).unwrap().count(),
+            0,
+            "created outside the root"
+        );
         let f = open_in_root(fd.as_fd(), Path::new("/f/file"), Create::File).unwrap();
         assert_eq!(file_type(&f).unwrap(), SFlag::S_IFREG);
     }

@@ -35,7 +35,9 @@ impl Kind {
     }
 
     pub fn of(self, spec: &oci_spec::runtime::Spec) -> Vec<Hook> {
-        let Some(h) = spec.hooks() else { return Vec::new() };
+        let Some(h) = spec.hooks() else {
+            return Vec::new();
+        };
         #[allow(deprecated)]
         let list = match self {
             Kind::Prestart => h.prestart(),
@@ -60,12 +62,19 @@ pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
 /// Run every hook of `kind`, in order, continuing past failures (poststart,
 /// poststop: the spec asks for a warning); returns the failures.
 pub fn run_all_warn(kind: Kind, hooks: &[Hook], state_json: &[u8]) -> Vec<Error> {
-    hooks.iter().filter_map(|h| run_one(kind, h, state_json).err()).collect()
+    hooks
+        .iter()
+        .filter_map(|h| run_one(kind, h, state_json).err())
+        .collect()
 }
 
 fn run_one(kind: Kind, hook: &Hook, state_json: &[u8]) -> Result<()> {
     let path = hook.path();
-    let herr = |msg: String| Error::Hook { kind: kind.name(), path: path.display().to_string(), msg };
+    let herr = |msg: String| Error::Hook {
+        kind: kind.name(),
+        path: path.display().to_string(),
+        msg,
+    };
     if !path.is_absolute() {
         return Err(herr("path must be absolute".into()));
     }
@@ -91,7 +100,10 @@ fn run_one(kind: Kind, hook: &Hook, state_json: &[u8]) -> Result<()> {
         // A hook that does not read its stdin closes the pipe: not an error.
         let _ = stdin.write_all(state_json);
     }
-    let timeout = hook.timeout().filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64));
+    let timeout = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_secs(t as u64));
     let started = Instant::now();
     let mut nap = Duration::from_micros(200);
     let status = loop {

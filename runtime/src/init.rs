@@ -44,7 +44,9 @@ pub fn intermediate(a: InitArgs) -> ! {
     match stage_namespaces(&a) {
         Ok(()) => {}
         Err(e) => {
-            let _ = a.chan.send(&Msg::Error { msg: crate::error::chain(&e) });
+            let _ = a.chan.send(&Msg::Error {
+                msg: crate::error::chain(&e),
+            });
             sys::exit_now(1);
         }
     }
@@ -55,7 +57,9 @@ pub fn intermediate(a: InitArgs) -> ! {
             sys::exit_now(0);
         }
         Err(e) => {
-            let _ = a.chan.send(&Msg::Error { msg: format!("fork container init: {e}") });
+            let _ = a.chan.send(&Msg::Error {
+                msg: format!("fork container init: {e}"),
+            });
             sys::exit_now(1);
         }
     }
@@ -63,7 +67,8 @@ pub fn intermediate(a: InitArgs) -> ! {
 
 fn stage_namespaces(a: &InitArgs) -> Result<()> {
     for (t, fd) in &a.ns.join {
-        setns(fd, ns::clone_flag(*t)).map_err(sys_err(format!("join {} namespace", ns::proc_name(*t))))?;
+        setns(fd, ns::clone_flag(*t))
+            .map_err(sys_err(format!("join {} namespace", ns::proc_name(*t))))?;
         if *t == T::User {
             become_root()?;
         }
@@ -72,7 +77,8 @@ fn stage_namespaces(a: &InitArgs) -> Result<()> {
         unshare(CloneFlags::CLONE_NEWUSER).map_err(sys_err("create user namespace"))?;
     }
     a.chan.send(&Msg::UsernsReady)?;
-    a.chan.expect("id maps", |m| matches!(m, Msg::Proceed { .. }))?;
+    a.chan
+        .expect("id maps", |m| matches!(m, Msg::Proceed { .. }))?;
     if a.ns.new_user {
         become_root()?;
     }
@@ -91,26 +97,42 @@ fn become_root() -> Result<()> {
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()) else { return Ok(()) };
+    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()) else {
+        return Ok(());
+    };
     let mut text = String::new();
     for (clock, off) in offsets {
-        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
-    std::fs::write("/proc/self/timens_offsets", text)
-        .map_err(|e| Error::Io { op: "write", path: "/proc/self/timens_offsets".into(), source: e })
+    std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::Io {
+        op: "write",
+        path: "/proc/self/timens_offsets".into(),
+        source: e,
+    })
 }
 
 /// The container's init. Never returns.
 fn container_init(a: InitArgs) -> ! {
     // The intermediate process reports our pid on the same channel: wait
     // for the parent's go-ahead, so our messages never overtake that one.
-    if a.chan.expect("go-ahead for set-up", |m| matches!(m, Msg::Proceed { state: None })).is_err() {
+    if a.chan
+        .expect("go-ahead for set-up", |m| {
+            matches!(m, Msg::Proceed { state: None })
+        })
+        .is_err()
+    {
         sys::exit_now(1);
     }
     let (peer, state_json) = match setup(&a) {
         Ok(p) => p,
         Err(e) => {
-            let _ = a.chan.send(&Msg::Error { msg: crate::error::chain(&e) });
+            let _ = a.chan.send(&Msg::Error {
+                msg: crate::error::chain(&e),
+            });
             sys::exit_now(1);
         }
     };
@@ -125,7 +147,15 @@ fn container_init(a: InitArgs) -> ! {
             _ => sys::exit_now(1),
         }
     }
-    let err = run_container_process(&a.spec, peer, a.preserve_fds, &a.extra_env, &state_json, fifo, a.seccomp_listener);
+    let err = run_container_process(
+        &a.spec,
+        peer,
+        a.preserve_fds,
+        &a.extra_env,
+        &state_json,
+        fifo,
+        a.seccomp_listener,
+    );
     eprintln!("berth-runtime: {}", crate::error::chain(&err));
     sys::exit_now(127);
 }
@@ -161,7 +191,9 @@ fn setup(a: &InitArgs) -> Result<(Option<OwnedFd>, String)> {
         let sock = a.console_socket.as_ref().ok_or_else(|| {
             Error::InvalidConfig("terminal is set but no console socket was given".into())
         })?;
-        let size = process.console_size().map(|b| (b.height() as u16, b.width() as u16));
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
         let pty = console::open_pty(root.as_fd(), size)?;
         console::send_master(sock.as_fd(), &pty)?;
         crate::devices::bind_console(root.as_fd(), &pty.peer)?;
@@ -172,15 +204,27 @@ fn setup(a: &InitArgs) -> Result<(Option<OwnedFd>, String)> {
     let state = match a.chan.recv()? {
         Some(Msg::Proceed { state: Some(s) }) => s,
         Some(Msg::Abort { msg }) => return Err(Error::Init(msg)),
-        other => return Err(Error::Sync(format!("expected go-ahead for createContainer hooks, got {other:?}"))),
+        other => {
+            return Err(Error::Sync(format!(
+                "expected go-ahead for createContainer hooks, got {other:?}"
+            )))
+        }
     };
-    hooks::run_all(hooks::Kind::CreateContainer, &hooks::Kind::CreateContainer.of(spec), state.as_bytes())?;
+    hooks::run_all(
+        hooks::Kind::CreateContainer,
+        &hooks::Kind::CreateContainer.of(spec),
+        state.as_bytes(),
+    )?;
     rootfs::pivot(&a.rootfs, a.no_pivot)?;
     rootfs::finish(spec, a.ns.has_user)?;
     let _ = linux;
     // Fail `create`, not `start`, when the program does not exist.
     let env = process.env().clone().unwrap_or_default();
-    let path_env = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path_env = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     let args = process.args().clone().unwrap_or_default();
     crate::process::find_program(&args[0], path_env)?;
     a.chan.send(&Msg::Ready)?;
@@ -206,7 +250,11 @@ fn run_container_process(
         },
         _ => None,
     };
-    if let Err(e) = hooks::run_all(hooks::Kind::StartContainer, &hooks::Kind::StartContainer.of(spec), state.as_bytes()) {
+    if let Err(e) = hooks::run_all(
+        hooks::Kind::StartContainer,
+        &hooks::Kind::StartContainer.of(spec),
+        state.as_bytes(),
+    ) {
         return e;
     }
     let process = spec.process().as_ref().expect("validated");
@@ -233,6 +281,7 @@ fn run_container_process(
 }
 
 fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true)
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
 }
-

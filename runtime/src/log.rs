@@ -19,7 +19,11 @@ struct Config {
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
 pub fn init(path: Option<std::path::PathBuf>, format: Format, debug: bool) {
-    let _ = CONFIG.set(Config { path, format, debug });
+    let _ = CONFIG.set(Config {
+        path,
+        format,
+        debug,
+    });
 }
 
 fn emit(level: &str, msg: &str) {
@@ -27,12 +31,19 @@ fn emit(level: &str, msg: &str) {
     let format = cfg.map(|c| c.format).unwrap_or(Format::Text);
     let time = crate::state::now_rfc3339();
     let line = match format {
-        Format::Json => format!("{}\n", serde_json::json!({"level": level, "msg": msg, "time": time})),
+        Format::Json => format!(
+            "{}\n",
+            serde_json::json!({"level": level, "msg": msg, "time": time})
+        ),
         Format::Text => format!("time=\"{time}\" level={level} msg={msg:?}\n"),
     };
     match cfg.and_then(|c| c.path.as_ref()) {
         Some(p) => {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
                 let _ = f.write_all(line.as_bytes());
             }
         }

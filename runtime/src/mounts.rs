@@ -109,7 +109,24 @@ pub fn parse_options(m: &Mount) -> Result<Options> {
     Ok(o)
 }
 
-const RECURSIVE_ATTRS: &[&str] = &["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "atime", "noatime", "relatime", "strictatime", "nodiratime", "diratime", "nosymfollow", "symfollow"];
+const RECURSIVE_ATTRS: &[&str] = &[
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "atime",
+    "noatime",
+    "relatime",
+    "strictatime",
+    "nodiratime",
+    "diratime",
+    "nosymfollow",
+    "symfollow",
+];
 
 /// Propagation flags of a propagation word (`rprivate` → MS_PRIVATE|MS_REC).
 pub fn propagation_flags(word: &str) -> Option<MsFlags> {
@@ -137,14 +154,21 @@ pub struct MountCtx<'a> {
 }
 
 fn mount_err(m: &Mount, e: Errno) -> Error {
-    Error::Path { op: "mount", path: m.destination().clone(), source: e }
+    Error::Path {
+        op: "mount",
+        path: m.destination().clone(),
+        source: e,
+    }
 }
 
 /// Mount one configured mount inside the root.
 pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
     let o = parse_options(m)?;
     let dest = m.destination();
-    let typ = m.typ().clone().unwrap_or_else(|| if o.bind { "bind".into() } else { "none".into() });
+    let typ = m
+        .typ()
+        .clone()
+        .unwrap_or_else(|| if o.bind { "bind".into() } else { "none".into() });
     if o.bind {
         return bind_mount(ctx, m, &o);
     }
@@ -153,7 +177,10 @@ pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
         // real directory at exactly the configured place, never through a
         // symlink somewhere else in the rootfs.
         let resolved = fsutil::resolve_in_root(ctx.root, dest)?;
-        let lexical: PathBuf = dest.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
+        let lexical: PathBuf = dest
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .collect();
         if resolved != lexical {
             return Err(Error::InvalidConfig(format!(
                 "{typ} mount destination {} is or goes through a symlink",
@@ -166,22 +193,53 @@ pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
     }
     let target = fsutil::open_in_root(ctx.root, dest, Create::Dir)?;
     if fsutil::file_type(&target).map_err(|e| mount_err(m, e))? != SFlag::S_IFDIR {
-        return Err(Error::InvalidConfig(format!("mount destination {} is not a directory", dest.display())));
+        return Err(Error::InvalidConfig(format!(
+            "mount destination {} is not a directory",
+            dest.display()
+        )));
     }
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(&typ));
     let mut data = o.data.join(",");
     let flags = o.flags & !MsFlags::MS_REMOUNT;
-    let mut r = mount(Some(&source), &fsutil::fd_path(target.as_fd()), Some(typ.as_str()), flags, Some(data.as_str()));
+    let mut r = mount(
+        Some(&source),
+        &fsutil::fd_path(target.as_fd()),
+        Some(typ.as_str()),
+        flags,
+        Some(data.as_str()),
+    );
     if r == Err(Errno::EINVAL) && typ == "devpts" && data.contains("gid=") {
         // gid 5 (tty) may not be mapped in a user namespace.
-        data = o.data.iter().filter(|d| !d.starts_with("gid=")).cloned().collect::<Vec<_>>().join(",");
-        r = mount(Some(&source), &fsutil::fd_path(target.as_fd()), Some(typ.as_str()), flags, Some(data.as_str()));
+        data = o
+            .data
+            .iter()
+            .filter(|d| !d.starts_with("gid="))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",");
+        r = mount(
+            Some(&source),
+            &fsutil::fd_path(target.as_fd()),
+            Some(typ.as_str()),
+            flags,
+            Some(data.as_str()),
+        );
     }
     if matches!(r, Err(Errno::EPERM)) && ctx.userns && matches!(typ.as_str(), "sysfs" | "mqueue") {
         // Without a network (or IPC) namespace of its own the container may
         // not mount a fresh sysfs (mqueue): bind the host's instead, as runc.
-        let host = if typ == "sysfs" { "/sys" } else { "/dev/mqueue" };
-        r = mount(Some(host), &fsutil::fd_path(target.as_fd()), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>);
+        let host = if typ == "sysfs" {
+            "/sys"
+        } else {
+            "/dev/mqueue"
+        };
+        r = mount(
+            Some(host),
+            &fsutil::fd_path(target.as_fd()),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        );
         if r.is_ok() {
             remount(ctx, m, &o)?;
             if o.flags.contains(MsFlags::MS_RDONLY) {
@@ -195,15 +253,32 @@ pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
 
 fn bind_mount(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
     let Some(src) = m.source() else {
-        return Err(Error::InvalidConfig(format!("bind mount {} has no source", m.destination().display())));
+        return Err(Error::InvalidConfig(format!(
+            "bind mount {} has no source",
+            m.destination().display()
+        )));
     };
-    let src = if src.is_absolute() { src.clone() } else { ctx.bundle.join(src) };
+    let src = if src.is_absolute() {
+        src.clone()
+    } else {
+        ctx.bundle.join(src)
+    };
     // The source is a host path chosen by the caller; open it once and use
     // the descriptor, so what is checked is what is mounted.
-    let src_fd = nix::fcntl::open(&src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::Path { op: "open bind source", path: src.clone(), source: e })?;
+    let src_fd =
+        nix::fcntl::open(&src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+            Error::Path {
+                op: "open bind source",
+                path: src.clone(),
+                source: e,
+            }
+        })?;
     let is_dir = fsutil::file_type(&src_fd).map_err(|e| mount_err(m, e))? == SFlag::S_IFDIR;
-    let target = fsutil::open_in_root(ctx.root, m.destination(), if is_dir { Create::Dir } else { Create::File })?;
+    let target = fsutil::open_in_root(
+        ctx.root,
+        m.destination(),
+        if is_dir { Create::Dir } else { Create::File },
+    )?;
     let tdir = fsutil::file_type(&target).map_err(|e| mount_err(m, e))? == SFlag::S_IFDIR;
     if tdir != is_dir {
         return Err(Error::InvalidConfig(format!(
@@ -216,8 +291,14 @@ fn bind_mount(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
     if o.recursive {
         flags |= MsFlags::MS_REC;
     }
-    mount(Some(&fsutil::fd_path(src_fd.as_fd())), &fsutil::fd_path(target.as_fd()), None::<&str>, flags, None::<&str>)
-        .map_err(|e| mount_err(m, e))?;
+    mount(
+        Some(&fsutil::fd_path(src_fd.as_fd())),
+        &fsutil::fd_path(target.as_fd()),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .map_err(|e| mount_err(m, e))?;
     drop(target);
     remount(ctx, m, o)?;
     apply_propagation(ctx, m, o)
@@ -238,13 +319,17 @@ fn remount(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
     }
     let fd = reopen(ctx, m)?;
     let p = fsutil::fd_path(fd.as_fd());
-    let current = nix::sys::statvfs::fstatvfs(&fd).map(|s| vfs_to_ms(s.flags())).unwrap_or(MsFlags::empty());
-    let locked = current & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY);
+    let current = nix::sys::statvfs::fstatvfs(&fd)
+        .map(|s| vfs_to_ms(s.flags()))
+        .unwrap_or(MsFlags::empty());
+    let locked = current
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY);
     let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | wanted | (locked & !o.cleared);
     match mount(None::<&str>, &p, None::<&str>, flags, None::<&str>) {
         Ok(()) => Ok(()),
         Err(Errno::EPERM) if ctx.userns => {
-            mount(None::<&str>, &p, None::<&str>, flags | locked, None::<&str>).map_err(|e| mount_err(m, e))
+            mount(None::<&str>, &p, None::<&str>, flags | locked, None::<&str>)
+                .map_err(|e| mount_err(m, e))
         }
         Err(e) => Err(mount_err(m, e)),
     }
@@ -255,10 +340,16 @@ fn remount(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
 /// mount must be read-only all the way down: remount each one of them.
 fn remount_submounts_ro(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
     let top = reopen(ctx, m)?;
-    let real = std::fs::read_link(fsutil::fd_path(top.as_fd()))
-        .map_err(|e| Error::Io { op: "resolve mount", path: m.destination().clone(), source: e })?;
-    let info = std::fs::read_to_string("/proc/thread-self/mountinfo")
-        .map_err(|e| Error::Io { op: "read", path: "/proc/thread-self/mountinfo".into(), source: e })?;
+    let real = std::fs::read_link(fsutil::fd_path(top.as_fd())).map_err(|e| Error::Io {
+        op: "resolve mount",
+        path: m.destination().clone(),
+        source: e,
+    })?;
+    let info = std::fs::read_to_string("/proc/thread-self/mountinfo").map_err(|e| Error::Io {
+        op: "read",
+        path: "/proc/thread-self/mountinfo".into(),
+        source: e,
+    })?;
     let mut below: Vec<PathBuf> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
@@ -272,19 +363,40 @@ fn remount_submounts_ro(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
         let fd = match fsutil::open_in_root(ctx.root, &m.destination().join(rel), Create::No) {
             Ok(fd) => fd,
             // Below a mount that hides it: not reachable, nothing to do.
-            Err(Error::Path { source: Errno::ENOENT | Errno::EACCES, .. }) => continue,
+            Err(Error::Path {
+                source: Errno::ENOENT | Errno::EACCES,
+                ..
+            }) => continue,
             Err(e) => return Err(e),
         };
-        let cur = nix::sys::statvfs::fstatvfs(&fd).map(|s| vfs_to_ms(s.flags())).map_err(|e| mount_err(m, e))?;
+        let cur = nix::sys::statvfs::fstatvfs(&fd)
+            .map(|s| vfs_to_ms(s.flags()))
+            .map_err(|e| mount_err(m, e))?;
         // In a user namespace the kernel refuses any change to locked
         // nosuid/nodev/noexec/atime flags: keep them exactly.
-        let mut keep = cur & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOATIME | MsFlags::MS_NODIRATIME | MsFlags::MS_RELATIME);
+        let mut keep = cur
+            & (MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_NOATIME
+                | MsFlags::MS_NODIRATIME
+                | MsFlags::MS_RELATIME);
         if !cur.intersects(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME) {
             keep |= MsFlags::MS_STRICTATIME;
         }
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep;
-        mount(None::<&str>, &fsutil::fd_path(fd.as_fd()), None::<&str>, flags, None::<&str>)
-            .map_err(|e| Error::Path { op: "remount read-only", path: p.clone(), source: e })?;
+        mount(
+            None::<&str>,
+            &fsutil::fd_path(fd.as_fd()),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .map_err(|e| Error::Path {
+            op: "remount read-only",
+            path: p.clone(),
+            source: e,
+        })?;
     }
     Ok(())
 }
@@ -295,7 +407,11 @@ fn unescape_mountinfo(s: &str) -> PathBuf {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] <= b'3' && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1] <= b'3'
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -313,11 +429,22 @@ fn apply_propagation(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
     }
     let fd = reopen(ctx, m)?;
     // Apply each propagation type separately, as the kernel takes one at a time.
-    for f in [MsFlags::MS_SHARED, MsFlags::MS_SLAVE, MsFlags::MS_PRIVATE, MsFlags::MS_UNBINDABLE] {
+    for f in [
+        MsFlags::MS_SHARED,
+        MsFlags::MS_SLAVE,
+        MsFlags::MS_PRIVATE,
+        MsFlags::MS_UNBINDABLE,
+    ] {
         if o.propagation.contains(f) {
             let flags = f | (o.propagation & MsFlags::MS_REC);
-            mount(None::<&str>, &fsutil::fd_path(fd.as_fd()), None::<&str>, flags, None::<&str>)
-                .map_err(|e| mount_err(m, e))?;
+            mount(
+                None::<&str>,
+                &fsutil::fd_path(fd.as_fd()),
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .map_err(|e| mount_err(m, e))?;
         }
     }
     Ok(())
@@ -358,8 +485,18 @@ mod tests {
 
     #[test]
     fn flags_data_and_propagation_are_separated() {
-        let o = opts(&["nosuid", "noexec", "nodev", "mode=755", "size=65536k", "rprivate"]);
-        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
+        let o = opts(&[
+            "nosuid",
+            "noexec",
+            "nodev",
+            "mode=755",
+            "size=65536k",
+            "rprivate",
+        ]);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV
+        );
         assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
         assert_eq!(o.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
         assert!(!o.bind);
@@ -382,7 +519,10 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape_mountinfo("/a\\040b/c\\134d"), PathBuf::from("/a b/c\\d"));
+        assert_eq!(
+            unescape_mountinfo("/a\\040b/c\\134d"),
+            PathBuf::from("/a b/c\\d")
+        );
         assert_eq!(unescape_mountinfo("/plain\\"), PathBuf::from("/plain\\"));
         assert_eq!(unescape_mountinfo("/odd\\777"), PathBuf::from("/odd\\777"));
     }
@@ -390,7 +530,11 @@ mod tests {
     #[test]
     fn unsupported_options_are_refused() {
         for bad in ["idmap", "rro", "rnosuid", "a,b"] {
-            let m = MountBuilder::default().destination("/x").options(vec![bad.to_string()]).build().unwrap();
+            let m = MountBuilder::default()
+                .destination("/x")
+                .options(vec![bad.to_string()])
+                .build()
+                .unwrap();
             assert!(parse_options(&m).is_err(), "{bad}");
         }
     }

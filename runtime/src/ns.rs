@@ -39,7 +39,16 @@ pub fn proc_name(t: T) -> &'static str {
 
 /// Join order: the user namespace first (it grants the rights to join the
 /// others), the mount namespace last (joining it changes path lookup).
-pub const JOIN_ORDER: [T; 8] = [T::User, T::Ipc, T::Uts, T::Network, T::Pid, T::Cgroup, T::Time, T::Mount];
+pub const JOIN_ORDER: [T; 8] = [
+    T::User,
+    T::Ipc,
+    T::Uts,
+    T::Network,
+    T::Pid,
+    T::Cgroup,
+    T::Time,
+    T::Mount,
+];
 
 pub struct Plan {
     /// Namespaces to join, already opened (so later path lookups cannot be
@@ -59,7 +68,9 @@ pub fn plan(linux: &Linux) -> Result<Plan> {
     let mut new = CloneFlags::empty();
     let mut new_user = false;
     for t in JOIN_ORDER {
-        let Some(ns) = list.iter().find(|n| n.typ() == t) else { continue };
+        let Some(ns) = list.iter().find(|n| n.typ() == t) else {
+            continue;
+        };
         match ns.path() {
             Some(p) => join.push((t, open_ns(p, t)?)),
             None if t == T::User => new_user = true,
@@ -67,17 +78,36 @@ pub fn plan(linux: &Linux) -> Result<Plan> {
         }
     }
     let has = |t: T| list.iter().any(|n| n.typ() == t);
-    Ok(Plan { join, new, new_user, has_user: has(T::User), has_cgroup: has(T::Cgroup), has_pid: has(T::Pid) })
+    Ok(Plan {
+        join,
+        new,
+        new_user,
+        has_user: has(T::User),
+        has_cgroup: has(T::Cgroup),
+        has_pid: has(T::Pid),
+    })
 }
 
 fn open_ns(p: &PathBuf, t: T) -> Result<OwnedFd> {
-    nix::fcntl::open(p, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::Path { op: if t == T::User { "open user namespace" } else { "open namespace" }, path: p.clone(), source: e })
+    nix::fcntl::open(p, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+        Error::Path {
+            op: if t == T::User {
+                "open user namespace"
+            } else {
+                "open namespace"
+            },
+            path: p.clone(),
+            source: e,
+        }
+    })
 }
 
 /// Join a namespace of a running process (for `exec`).
 pub fn open_of_pid(pid: i32, t: T) -> Result<OwnedFd> {
-    open_ns(&PathBuf::from(format!("/proc/{pid}/ns/{}", proc_name(t))), t)
+    open_ns(
+        &PathBuf::from(format!("/proc/{pid}/ns/{}", proc_name(t))),
+        t,
+    )
 }
 
 /// Whether two processes share a namespace of type `t`.

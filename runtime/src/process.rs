@@ -45,7 +45,12 @@ fn finalize(f: &Final<'_>) -> Result<Never> {
     let args = p.args().clone().unwrap_or_default();
     let mut env: Vec<String> = p.env().clone().unwrap_or_default();
     env.extend(f.extra_env.iter().cloned());
-    let path_env = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_string();
+    let path_env = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
     set_rlimits(p)?;
     if let Some(pers) = f.personality {
         apply_personality(pers)?;
@@ -64,7 +69,12 @@ fn finalize(f: &Final<'_>) -> Result<Never> {
     nix::sys::prctl::set_keepcaps(true).map_err(sys_err("set keep-caps"))?;
     let user = p.user();
     if f.setgroups {
-        let gids: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+        let gids: Vec<Gid> = user
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
         nix::unistd::setgroups(&gids).map_err(sys_err("setgroups"))?;
     }
     let gid = Gid::from_raw(user.gid());
@@ -92,8 +102,14 @@ fn finalize(f: &Final<'_>) -> Result<Never> {
         }
     }
     let cprog = cstr(prog.as_os_str().as_bytes())?;
-    let cargs: Vec<CString> = args.iter().map(|a| cstr(a.as_bytes())).collect::<Result<_>>()?;
-    let cenv: Vec<CString> = env.iter().map(|a| cstr(a.as_bytes())).collect::<Result<_>>()?;
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<Result<_>>()?;
+    let cenv: Vec<CString> = env
+        .iter()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<Result<_>>()?;
     let argv: Vec<&std::ffi::CStr> = cargs.iter().map(|c| c.as_c_str()).collect();
     let envp: Vec<&std::ffi::CStr> = cenv.iter().map(|c| c.as_c_str()).collect();
     let e = sys::execve(&cprog, &argv, &envp);
@@ -101,14 +117,20 @@ fn finalize(f: &Final<'_>) -> Result<Never> {
 }
 
 fn cstr(b: &[u8]) -> Result<CString> {
-    CString::new(b).map_err(|_| Error::InvalidConfig("argument or environment contains a NUL byte".into()))
+    CString::new(b)
+        .map_err(|_| Error::InvalidConfig("argument or environment contains a NUL byte".into()))
 }
 
 fn set_rlimits(p: &Process) -> Result<()> {
     for r in p.rlimits().iter().flatten() {
         let res = rlimit_resource(r.typ())?;
         setrlimit(res, r.soft(), r.hard()).map_err(|e| {
-            Error::Init(format!("setrlimit {:?} soft={} hard={}: {e}", r.typ(), r.soft(), r.hard()))
+            Error::Init(format!(
+                "setrlimit {:?} soft={} hard={}: {e}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            ))
         })?;
     }
     Ok(())
@@ -151,7 +173,11 @@ fn apply_personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<()> {
 /// root: a cwd reached through a leaked host descriptor (/proc/self/fd/N)
 /// is "unreachable" from the new root (CVE-2024-21626).
 fn change_dir(cwd: &Path) -> Result<()> {
-    nix::unistd::chdir(cwd).map_err(|e| Error::Path { op: "chdir to cwd", path: cwd.into(), source: e })?;
+    nix::unistd::chdir(cwd).map_err(|e| Error::Path {
+        op: "chdir to cwd",
+        path: cwd.into(),
+        source: e,
+    })?;
     match nix::unistd::getcwd() {
         Ok(p) if p.is_absolute() => Ok(()),
         _ => Err(Error::InvalidConfig(format!(
@@ -173,7 +199,9 @@ pub fn find_program(arg0: &str, path_env: &str) -> Result<PathBuf> {
         // by them.
         let p = PathBuf::from(arg0);
         return match std::fs::metadata(&p) {
-            Err(_) => Err(Error::Init(format!("exec: stat {arg0}: no such file or directory"))),
+            Err(_) => Err(Error::Init(format!(
+                "exec: stat {arg0}: no such file or directory"
+            ))),
             Ok(_) if executable(&p) => Ok(p),
             Ok(_) => Err(Error::Init(format!("exec: {arg0:?}: permission denied"))),
         };
@@ -184,7 +212,9 @@ pub fn find_program(arg0: &str, path_env: &str) -> Result<PathBuf> {
             return Ok(p);
         }
     }
-    Err(Error::Init(format!("exec: {arg0:?}: executable file not found in $PATH")))
+    Err(Error::Init(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    )))
 }
 
 #[cfg(test)]
@@ -196,13 +226,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let exe = d.path().join("prog");
         std::fs::write(&exe, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let plain = d.path().join("data");
         std::fs::write(&plain, "").unwrap();
         let path = d.path().to_str().unwrap();
         assert_eq!(find_program("prog", path).unwrap(), exe);
         assert_eq!(find_program(exe.to_str().unwrap(), "").unwrap(), exe);
-        let missing = find_program(&format!("{path}/nope"), "").unwrap_err().to_string();
+        let missing = find_program(&format!("{path}/nope"), "")
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("no such file or directory"), "{missing}");
         for not_runnable in [plain.to_str().unwrap(), path] {
             let e = find_program(not_runnable, "").unwrap_err().to_string();

@@ -33,22 +33,49 @@ pub struct Plan<'a> {
 pub fn prepare(plan: &Plan<'_>) -> Result<OwnedFd> {
     let linux = plan.spec.linux().as_ref().expect("validated");
     // Nothing we mount may propagate back to the host.
-    let prop = linux.rootfs_propagation().as_deref().and_then(mounts::propagation_flags);
+    let prop = linux
+        .rootfs_propagation()
+        .as_deref()
+        .and_then(mounts::propagation_flags);
     let host_prop = match prop {
-        Some(p) if p.contains(MsFlags::MS_SHARED) || p.contains(MsFlags::MS_SLAVE) => MsFlags::MS_SLAVE,
+        Some(p) if p.contains(MsFlags::MS_SHARED) || p.contains(MsFlags::MS_SLAVE) => {
+            MsFlags::MS_SLAVE
+        }
         Some(p) if p.contains(MsFlags::MS_UNBINDABLE) => MsFlags::MS_SLAVE,
         Some(_) => MsFlags::MS_PRIVATE,
         None => MsFlags::MS_SLAVE,
     };
-    mount(None::<&str>, "/", None::<&str>, host_prop | MsFlags::MS_REC, None::<&str>)
-        .map_err(path_err("make / slave", "/"))?;
-    mount(Some(plan.rootfs), plan.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(path_err("bind rootfs", plan.rootfs))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        host_prop | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(path_err("make / slave", "/"))?;
+    mount(
+        Some(plan.rootfs),
+        plan.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(path_err("bind rootfs", plan.rootfs))?;
     // pivot_root refuses a new root whose mount is shared.
-    mount(None::<&str>, plan.rootfs, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(path_err("make rootfs private", plan.rootfs))?;
-    let root = nix::fcntl::open(plan.rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(path_err("open rootfs", plan.rootfs))?;
+    mount(
+        None::<&str>,
+        plan.rootfs,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(path_err("make rootfs private", plan.rootfs))?;
+    let root = nix::fcntl::open(
+        plan.rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(path_err("open rootfs", plan.rootfs))?;
     let ctx = MountCtx {
         root: root.as_fd(),
         bundle: plan.bundle,
@@ -62,11 +89,14 @@ pub fn prepare(plan: &Plan<'_>) -> Result<OwnedFd> {
     }
     let dev_is_bind = all.iter().any(|m| {
         m.destination() == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind") || mounts::parse_options(m).map(|o| o.bind).unwrap_or(false))
+            && (m.typ().as_deref() == Some("bind")
+                || mounts::parse_options(m).map(|o| o.bind).unwrap_or(false))
     });
     if !dev_is_bind {
-        let mut devs: BTreeMap<PathBuf, devices::Dev> =
-            devices::defaults().into_iter().map(|d| (d.path.clone(), d)).collect();
+        let mut devs: BTreeMap<PathBuf, devices::Dev> = devices::defaults()
+            .into_iter()
+            .map(|d| (d.path.clone(), d))
+            .collect();
         for d in linux.devices().iter().flatten() {
             let d = devices::from_spec(d)?;
             devs.insert(d.path.clone(), d);
@@ -87,15 +117,27 @@ pub fn prepare(plan: &Plan<'_>) -> Result<OwnedFd> {
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).map_err(path_err("chdir", rootfs))?;
     if no_pivot {
-        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(path_err("move rootfs", rootfs))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(path_err("move rootfs", rootfs))?;
         nix::unistd::chroot(".").map_err(path_err("chroot", rootfs))?;
     } else {
         nix::unistd::pivot_root(".", ".").map_err(path_err("pivot_root", rootfs))?;
         // The old root is now stacked under "."; detach it without letting
         // the unmount propagate anywhere.
-        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-            .map_err(path_err("make old root slave", "/"))?;
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(path_err("make old root slave", "/"))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(path_err("unmount old root", "/"))?;
     }
     nix::unistd::chdir("/").map_err(path_err("chdir", "/"))
@@ -104,11 +146,20 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// Everything after pivot_root (in the container's root).
 pub fn finish(spec: &Spec, userns: bool) -> Result<()> {
     let linux = spec.linux().as_ref().expect("validated");
-    if let Some(p) = linux.rootfs_propagation().as_deref().and_then(mounts::propagation_flags) {
-        mount(None::<&str>, "/", None::<&str>, p, None::<&str>).map_err(path_err("set rootfs propagation", "/"))?;
+    if let Some(p) = linux
+        .rootfs_propagation()
+        .as_deref()
+        .and_then(mounts::propagation_flags)
+    {
+        mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+            .map_err(path_err("set rootfs propagation", "/"))?;
     }
-    let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(path_err("open", "/"))?;
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(path_err("open", "/"))?;
     // sysctls first: /proc/sys is usually among the read-only paths.
     for (k, v) in linux.sysctl().iter().flatten() {
         write_sysctl(k, v)?;
@@ -119,7 +170,12 @@ pub fn finish(spec: &Spec, userns: bool) -> Result<()> {
     for p in linux.masked_paths().iter().flatten() {
         mask(root.as_fd(), Path::new(p))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         remount_ro(root.as_fd(), Path::new("/"), userns)?;
     }
     Ok(())
@@ -128,12 +184,21 @@ pub fn finish(spec: &Spec, userns: bool) -> Result<()> {
 fn readonly(root: BorrowedFd<'_>, p: &Path, userns: bool) -> Result<()> {
     let fd = match fsutil::open_in_root(root, p, Create::No) {
         Ok(fd) => fd,
-        Err(Error::Path { source: Errno::ENOENT, .. }) => return Ok(()),
+        Err(Error::Path {
+            source: Errno::ENOENT,
+            ..
+        }) => return Ok(()),
         Err(e) => return Err(e),
     };
     let fp = fsutil::fd_path(fd.as_fd());
-    mount(Some(&fp), &fp, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(path_err("bind read-only path", p))?;
+    mount(
+        Some(&fp),
+        &fp,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(path_err("bind read-only path", p))?;
     drop(fd);
     remount_ro(root, p, userns)
 }
@@ -141,11 +206,15 @@ fn readonly(root: BorrowedFd<'_>, p: &Path, userns: bool) -> Result<()> {
 fn remount_ro(root: BorrowedFd<'_>, p: &Path, userns: bool) -> Result<()> {
     let fd = fsutil::open_in_root(root, p, Create::No)?;
     let fp = fsutil::fd_path(fd.as_fd());
-    let cur = nix::sys::statvfs::fstatvfs(&fd).map(|s| mounts::vfs_to_ms(s.flags())).unwrap_or(MsFlags::empty());
+    let cur = nix::sys::statvfs::fstatvfs(&fd)
+        .map(|s| mounts::vfs_to_ms(s.flags()))
+        .unwrap_or(MsFlags::empty());
     let keep = cur & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
     let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep;
     match mount(None::<&str>, &fp, None::<&str>, flags, None::<&str>) {
-        Err(Errno::EPERM) if userns => mount(None::<&str>, &fp, None::<&str>, flags | cur, None::<&str>),
+        Err(Errno::EPERM) if userns => {
+            mount(None::<&str>, &fp, None::<&str>, flags | cur, None::<&str>)
+        }
         r => r,
     }
     .map_err(path_err("remount read-only", p))
@@ -157,13 +226,22 @@ fn remount_ro(root: BorrowedFd<'_>, p: &Path, userns: bool) -> Result<()> {
 fn mask(root: BorrowedFd<'_>, p: &Path) -> Result<()> {
     let fd = match fsutil::open_in_root(root, p, Create::No) {
         Ok(fd) => fd,
-        Err(Error::Path { source: Errno::ENOENT, .. }) => return Ok(()),
+        Err(Error::Path {
+            source: Errno::ENOENT,
+            ..
+        }) => return Ok(()),
         Err(e) => return Err(e),
     };
     let fp = fsutil::fd_path(fd.as_fd());
     if fsutil::file_type(&fd).map_err(path_err("stat masked path", p))? == SFlag::S_IFDIR {
-        return mount(Some("tmpfs"), &fp, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0,nr_inodes=1"))
-            .map_err(path_err("mask", p));
+        return mount(
+            Some("tmpfs"),
+            &fp,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0,nr_inodes=1"),
+        )
+        .map_err(path_err("mask", p));
     }
     let null_rel = fsutil::resolve_in_root(root, Path::new("/dev/null"))?;
     let null = fsutil::open_resolved(root, &null_rel, OFlag::O_PATH)
@@ -173,22 +251,37 @@ fn mask(root: BorrowedFd<'_>, p: &Path) -> Result<()> {
             "/dev/null in the container is not the null device: refusing to mask with it".into(),
         ));
     }
-    mount(Some(&fsutil::fd_path(null.as_fd())), &fp, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(path_err("mask", p))
+    mount(
+        Some(&fsutil::fd_path(null.as_fd())),
+        &fp,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(path_err("mask", p))
 }
 
 /// Open the container's procfs, checking it really is a procfs mount.
 pub fn open_proc() -> Result<OwnedFd> {
-    let proc = nix::fcntl::open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(path_err("open", "/proc"))?;
+    let proc = nix::fcntl::open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(path_err("open", "/proc"))?;
     check_procfs(&proc, Path::new("/proc"))?;
     Ok(proc)
 }
 
 fn check_procfs(fd: &OwnedFd, what: &Path) -> Result<()> {
-    let magic = nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type().0).unwrap_or(0);
+    let magic = nix::sys::statfs::fstatfs(fd)
+        .map(|s| s.filesystem_type().0)
+        .unwrap_or(0);
     if magic != PROC_SUPER_MAGIC {
-        return Err(Error::InvalidConfig(format!("{} is not on procfs", what.display())));
+        return Err(Error::InvalidConfig(format!(
+            "{} is not on procfs",
+            what.display()
+        )));
     }
     Ok(())
 }
@@ -200,7 +293,11 @@ pub fn open_proc_file(rel: &Path) -> Result<std::fs::File> {
     let proc = open_proc()?;
     let how = OpenHow::new()
         .flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV);
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        );
     let full = Path::new("/proc").join(rel);
     let fd = openat2(&proc, rel, how).map_err(path_err("open", &full))?;
     check_procfs(&fd, &full)?;
@@ -210,6 +307,9 @@ pub fn open_proc_file(rel: &Path) -> Result<std::fs::File> {
 fn write_sysctl(key: &str, value: &str) -> Result<()> {
     let rel = PathBuf::from("sys").join(key.replace('.', "/"));
     let mut f = open_proc_file(&rel)?;
-    f.write_all(value.as_bytes())
-        .map_err(|e| Error::Io { op: "write sysctl", path: PathBuf::from("/proc").join(&rel), source: e })
+    f.write_all(value.as_bytes()).map_err(|e| Error::Io {
+        op: "write sysctl",
+        path: PathBuf::from("/proc").join(&rel),
+        source: e,
+    })
 }

@@ -29,7 +29,8 @@ use nix::sys::stat::Mode;
 use crate::error::{sys as sys_err, Error, Result};
 use crate::sys;
 
-const REQUIRED: i32 = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+const REQUIRED: i32 =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 
 /// How the running executable is protected, if it is.
@@ -45,8 +46,12 @@ pub fn protection() -> Option<Protection> {
     if sys::memfd_seals(f.as_fd()) & REQUIRED == REQUIRED {
         return Some(Protection::SealedMemfd);
     }
-    let overlay = nix::sys::statfs::fstatfs(&f).map(|s| s.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC).unwrap_or(false);
-    let ro = nix::sys::statvfs::fstatvfs(&f).map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)).unwrap_or(false);
+    let overlay = nix::sys::statfs::fstatfs(&f)
+        .map(|s| s.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC)
+        .unwrap_or(false);
+    let ro = nix::sys::statvfs::fstatvfs(&f)
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .unwrap_or(false);
     (overlay && ro).then_some(Protection::ReadOnlyOverlay)
 }
 
@@ -60,8 +65,11 @@ pub fn ensure_sealed() -> Result<()> {
     if is_sealed() {
         return Ok(());
     }
-    let exe = std::fs::read_link("/proc/self/exe")
-        .map_err(|e| Error::Io { op: "readlink", path: "/proc/self/exe".into(), source: e })?;
+    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| Error::Io {
+        op: "readlink",
+        path: "/proc/self/exe".into(),
+        source: e,
+    })?;
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).expect("argv has no NUL"))
         .collect();
@@ -82,7 +90,10 @@ pub fn ensure_sealed() -> Result<()> {
     }
     let fd = sealed_copy()?;
     let e = nix::unistd::fexecve(fd.as_fd(), &args, &env).unwrap_err();
-    Err(Error::Sys { op: "re-exec sealed runtime".into(), source: e })
+    Err(Error::Sys {
+        op: "re-exec sealed runtime".into(),
+        source: e,
+    })
 }
 
 /// The binary opened through a detached read-only overlay of its directory.
@@ -90,17 +101,32 @@ fn via_overlay(exe: &std::path::Path) -> Option<OwnedFd> {
     let dir: PathBuf = exe.parent()?.to_path_buf();
     let name = exe.file_name()?;
     let root = sys::detached_ro_overlay(&dir).ok()?;
-    nix::fcntl::openat(&root, name, OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty()).ok()
+    nix::fcntl::openat(
+        &root,
+        name,
+        OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .ok()
 }
 
 fn sealed_copy() -> Result<OwnedFd> {
-    let mut exe = std::fs::File::open("/proc/self/exe")
-        .map_err(|e| Error::Io { op: "open", path: "/proc/self/exe".into(), source: e })?;
-    let memfd = memfd_create("berth-runtime", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
-        .map_err(sys_err("memfd_create"))?;
+    let mut exe = std::fs::File::open("/proc/self/exe").map_err(|e| Error::Io {
+        op: "open",
+        path: "/proc/self/exe".into(),
+        source: e,
+    })?;
+    let memfd = memfd_create(
+        "berth-runtime",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(sys_err("memfd_create"))?;
     let mut out = std::fs::File::from(memfd);
-    std::io::copy(&mut exe, &mut out)
-        .map_err(|e| Error::Io { op: "copy runtime binary from", path: "/proc/self/exe".into(), source: e })?;
+    std::io::copy(&mut exe, &mut out).map_err(|e| Error::Io {
+        op: "copy runtime binary from",
+        path: "/proc/self/exe".into(),
+        source: e,
+    })?;
     out.seek(SeekFrom::Start(0)).ok();
     sys::seal_memfd(out.as_fd()).map_err(sys_err("seal memfd"))?;
     Ok(OwnedFd::from(out))

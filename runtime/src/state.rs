@@ -70,7 +70,11 @@ pub struct State {
     /// changes or disappears.
     pub config: oci_spec::runtime::Spec,
     /// Resolved cgroup location (see `cgroups`), if any.
-    #[serde(default, rename = "cgroupPath", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "cgroupPath",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cgroup_path: Option<String>,
     #[serde(default)]
     pub rootless: bool,
@@ -105,14 +109,22 @@ impl State {
             .as_ref()
             .map(|r| {
                 let p = r.path();
-                if p.is_absolute() { p.clone() } else { self.bundle.join(p) }
+                if p.is_absolute() {
+                    p.clone()
+                } else {
+                    self.bundle.join(p)
+                }
             })
             .unwrap_or_default();
         OciState {
             oci_version: &self.oci_version,
             id: &self.id,
             status: self.status,
-            pid: if self.status == Status::Stopped { 0 } else { self.pid },
+            pid: if self.status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             bundle: &self.bundle,
             annotations: &self.annotations,
             rootfs,
@@ -128,8 +140,14 @@ pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with('.')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
-    if ok { Ok(()) } else { Err(Error::InvalidId(id.to_string())) }
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidId(id.to_string()))
+    }
 }
 
 /// The state directory of the runtime (`--root`).
@@ -158,7 +176,10 @@ impl Root {
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
-            .map_err(|source| Error::StateDir { path: self.dir.clone(), source })
+            .map_err(|source| Error::StateDir {
+                path: self.dir.clone(),
+                source,
+            })
     }
 
     /// Make the state directory of a new container and lock it. Fails if a
@@ -204,8 +225,11 @@ impl Root {
             }
             Err(e) => return Err(io_err("read", path)(e)),
         };
-        let mut st: State = serde_json::from_slice(&data)
-            .map_err(|source| Error::StateCorrupt { id: id.to_string(), source })?;
+        let mut st: State =
+            serde_json::from_slice(&data).map_err(|source| Error::StateCorrupt {
+                id: id.to_string(),
+                source,
+            })?;
         st.status = live_status(&dir, &st);
         Ok(st)
     }
@@ -215,7 +239,12 @@ impl Root {
         let rd = match fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(Error::StateDir { path: self.dir.clone(), source }),
+            Err(source) => {
+                return Err(Error::StateDir {
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
         };
         let mut ids: Vec<String> = rd
             .filter_map(|e| e.ok())
@@ -238,9 +267,15 @@ fn lock_dir(dir: &Path) -> Result<Locked> {
         .custom_flags(libc::O_CLOEXEC)
         .open(&path)
         .map_err(io_err("open", &path))?;
-    let lock = Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| Error::Path { op: "flock", path: path.clone(), source: e })?;
-    Ok(Locked { _lock: lock, dir: dir.to_path_buf() })
+    let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::Path {
+        op: "flock",
+        path: path.clone(),
+        source: e,
+    })?;
+    Ok(Locked {
+        _lock: lock,
+        dir: dir.to_path_buf(),
+    })
 }
 
 impl Locked {
@@ -268,7 +303,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
     let mut f = OpenOptions::new()
         .create(true)
@@ -359,7 +396,16 @@ mod tests {
         for ok in ["a", "abc-1.2_x+y", &"x".repeat(1024)] {
             assert!(validate_id(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", ".hidden", "a/b", "a b", "../x", &"x".repeat(1025)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "a b",
+            "../x",
+            &"x".repeat(1025),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
     }

@@ -5,9 +5,7 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, MsgFlags, SockFlag, SockType,
-};
+use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -50,8 +48,14 @@ pub fn pair() -> Result<(Chan, Chan)> {
 impl Chan {
     pub fn send(&self, m: &Msg) -> Result<()> {
         let data = serde_json::to_vec(m).expect("message serializes");
-        sendmsg::<()>(self.fd.as_raw_fd(), &[IoSlice::new(&data)], &[], MsgFlags::MSG_NOSIGNAL, None)
-            .map_err(|e| Error::Sync(format!("send: {e}")))?;
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(&data)],
+            &[],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| Error::Sync(format!("send: {e}")))?;
         Ok(())
     }
 
@@ -62,7 +66,12 @@ impl Chan {
         loop {
             let n = {
                 let mut iov = [IoSliceMut::new(&mut buf)];
-                match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, None, MsgFlags::MSG_CMSG_CLOEXEC) {
+                match recvmsg::<()>(
+                    self.fd.as_raw_fd(),
+                    &mut iov,
+                    None,
+                    MsgFlags::MSG_CMSG_CLOEXEC,
+                ) {
                     Ok(r) => r.bytes,
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => return Err(Error::Sync(format!("receive: {e}"))),
@@ -85,7 +94,9 @@ impl Chan {
             Some(Msg::Abort { msg }) => Err(Error::Init(msg)),
             Some(m) if pred(&m) => Ok(m),
             Some(m) => Err(Error::Sync(format!("expected {what}, got {m:?}"))),
-            None => Err(Error::Sync(format!("container process exited before {what}"))),
+            None => Err(Error::Sync(format!(
+                "container process exited before {what}"
+            ))),
         }
     }
 
@@ -94,4 +105,3 @@ impl Chan {
         self.fd.as_fd()
     }
 }
-

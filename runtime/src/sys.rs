@@ -33,7 +33,9 @@ pub fn fork() -> nix::Result<Forked> {
 }
 
 fn is_single_threaded() -> bool {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count() == 1).unwrap_or(true)
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count() == 1)
+        .unwrap_or(true)
 }
 
 /// Leave the child immediately with `code`, without running atexit handlers
@@ -46,11 +48,14 @@ pub fn exit_now(code: i32) -> ! {
 /// close_range(2): close every descriptor in `first..=u32::MAX`, or mark them
 /// close-on-exec when `cloexec_only`.
 pub fn close_range_from(first: u32, cloexec_only: bool) -> nix::Result<()> {
-    let flags = if cloexec_only { libc::CLOSE_RANGE_CLOEXEC } else { 0 };
-    // SAFETY: close_range only affects this process's descriptor table. The
-    // callers own every descriptor in the range: they are either about to
-    // exec (and hold no `OwnedFd` above `first` that is used afterwards) or
-    // only set CLOEXEC, which does not invalidate any descriptor.
+    let flags = if cloexec_only {
+        libc::CLOSE_RANGE_CLOEXEC
+    } else {
+        0
+    };
+    // Callers are about to exec and use no descriptor above `first` again.
+    // SAFETY: close_range only touches this process's descriptor table, and
+    // nothing still in use is in the range (see above); CLOEXEC frees none.
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) };
     Errno::result(r).map(drop)
 }
@@ -96,7 +101,12 @@ pub fn unlock_pty(master: BorrowedFd<'_>) -> nix::Result<()> {
 
 /// Set the window size of a terminal.
 pub fn set_winsize(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a `winsize` through the pointer, which points
     // at a live local of that exact type; `tty` is valid for the borrow.
     let r = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
@@ -105,7 +115,12 @@ pub fn set_winsize(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()>
 
 /// Read the window size of a terminal.
 pub fn get_winsize(tty: BorrowedFd<'_>) -> nix::Result<(u16, u16)> {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ writes a `winsize` through the pointer, which points
     // at a live, writable local of that exact type.
     let r = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
@@ -182,13 +197,18 @@ pub fn reset_signals() {
     );
 }
 
-
 /// Send one descriptor over a unix socket (the console socket protocol:
 /// the payload is the name of the terminal, as runc sends it).
 pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> nix::Result<()> {
     let fds = [fd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    sendmsg::<()>(sock, &[IoSlice::new(name.as_bytes())], &cmsg, MsgFlags::MSG_NOSIGNAL, None)?;
+    sendmsg::<()>(
+        sock,
+        &[IoSlice::new(name.as_bytes())],
+        &cmsg,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
     Ok(())
 }
 
@@ -215,7 +235,9 @@ pub fn recv_fd(sock: RawFd) -> nix::Result<OwnedFd> {
 /// without keyrings, or a user namespace that may not create one.
 pub fn join_session_keyring(name: &str) {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
-    let Ok(c) = std::ffi::CString::new(name) else { return };
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return;
+    };
     // SAFETY: keyctl(JOIN_SESSION_KEYRING) reads one NUL-terminated string
     // through the pointer, which stays alive for the call.
     unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
@@ -228,11 +250,23 @@ pub fn join_session_keyring(name: &str) {
 /// fd of its root.
 pub fn detached_ro_overlay(lower: &std::path::Path) -> nix::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
-    let empty = detached_mount(c"tmpfs", &[(c"size", c"4k"), (c"mode", c"0555")], MOUNT_ATTR_RDONLY)?;
-    let empty_path = std::ffi::CString::new(format!("/proc/self/fd/{}", empty.as_raw_fd())).map_err(|_| Errno::EINVAL)?;
+    let empty = detached_mount(
+        c"tmpfs",
+        &[(c"size", c"4k"), (c"mode", c"0555")],
+        MOUNT_ATTR_RDONLY,
+    )?;
+    let empty_path = std::ffi::CString::new(format!("/proc/self/fd/{}", empty.as_raw_fd()))
+        .map_err(|_| Errno::EINVAL)?;
     let path = std::ffi::CString::new(lower.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    let opts = [(c"lowerdir+", path.as_c_str()), (c"lowerdir+", empty_path.as_c_str())];
-    detached_mount(c"overlay", &opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+    let opts = [
+        (c"lowerdir+", path.as_c_str()),
+        (c"lowerdir+", empty_path.as_c_str()),
+    ];
+    detached_mount(
+        c"overlay",
+        &opts,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )
 }
 
 const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
@@ -240,31 +274,52 @@ const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
 const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
 
 /// fsopen + fsconfig(string options) + fsmount: a new, detached mount.
-fn detached_mount(fstype: &CStr, opts: &[(&CStr, &CStr)], attrs: libc::c_uint) -> nix::Result<OwnedFd> {
+fn detached_mount(
+    fstype: &CStr,
+    opts: &[(&CStr, &CStr)],
+    attrs: libc::c_uint,
+) -> nix::Result<OwnedFd> {
     const FSOPEN_CLOEXEC: libc::c_uint = 1;
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
     // SAFETY: fsopen reads the NUL-terminated name; it returns a new fd.
-    let fsfd = Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    let fsfd =
+        Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
     // SAFETY: fsopen succeeded: `fsfd` is a fresh descriptor we now own.
     let fsfd = unsafe { OwnedFd::from_raw_fd(fsfd as RawFd) };
     for (key, value) in opts {
         // SAFETY: key and value are NUL-terminated strings alive for the
         // call; the aux argument is unused for FSCONFIG_SET_STRING.
         let r = unsafe {
-            libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr(), 0)
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fsfd.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            )
         };
         Errno::result(r)?;
     }
     // SAFETY: CMD_CREATE takes no key or value (NULL) and no aux.
     let r = unsafe {
-        libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<libc::c_void>(), 0)
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fsfd.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
     };
     Errno::result(r)?;
     // SAFETY: fsmount takes the configured context fd and flag words by
     // value and returns a new fd.
-    let mfd = Errno::result(unsafe { libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })?;
+    let mfd = Errno::result(unsafe {
+        libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, attrs)
+    })?;
     // SAFETY: fsmount succeeded: `mfd` is a fresh descriptor we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(mfd as RawFd) })
 }

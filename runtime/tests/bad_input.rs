@@ -9,12 +9,24 @@ use serde_json::json;
 fn check_refused(rt: &Rt, b: &Bundle, want: &str) {
     let id = unique("bad");
     let err = rt.fails(&["create", "-b", b.path().to_str().unwrap(), &id]);
-    assert!(err.to_lowercase().contains(&want.to_lowercase()), "wanted {want:?} in: {err}");
+    assert!(
+        err.to_lowercase().contains(&want.to_lowercase()),
+        "wanted {want:?} in: {err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(!rt.state_dir(&id).exists(), "state left behind for {want}");
-    assert!(berth_testkit::mounts_under(b.path()).is_empty(), "mount left behind for {want}");
-    let procs = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&procs.stdout).contains(&id), "process left behind");
+    assert!(
+        berth_testkit::mounts_under(b.path()).is_empty(),
+        "mount left behind for {want}"
+    );
+    let procs = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&procs.stdout).contains(&id),
+        "process left behind"
+    );
 }
 
 #[test]
@@ -25,7 +37,12 @@ fn missing_bundle() {
     let rt = Rt::new();
     let err = rt.fails(&["create", "-b", "/nonexistent/bundle", &unique("nob")]);
     assert!(err.contains("/nonexistent/bundle"), "{err}");
-    assert_eq!(std::fs::read_dir(rt.root.path()).map(|d| d.count()).unwrap_or(0), 0);
+    assert_eq!(
+        std::fs::read_dir(rt.root.path())
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
 }
 
 #[test]
@@ -39,16 +56,52 @@ fn malformed_and_invalid_configs() {
     check_refused(&rt, &b, "config");
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(Edit, &str)> = vec![
-        (Box::new(|c| c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "bogus"}))), "bogus"),
+        (
+            Box::new(|c| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "bogus"}))
+            }),
+            "bogus",
+        ),
         (Box::new(|c| c["process"]["args"] = json!([])), "args"),
         (Box::new(|c| c["process"]["cwd"] = json!("relative")), "cwd"),
         (Box::new(|c| c["ociVersion"] = json!("2.0.0")), "ociVersion"),
-        (Box::new(|c| c["root"]["path"] = json!("no-such-rootfs")), "root"),
-        (Box::new(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"})), "sysctl"),
-        (Box::new(|c| c["process"]["args"] = json!(["/no/such/program"])), "/no/such/program"),
-        (Box::new(|c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 20}])), "rlimit"),
-        (Box::new(|c| c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "pid"}))), "twice"),
-        (Box::new(|c| c["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "network", "path": "/no/such/ns"}])), "/no/such/ns"),
+        (
+            Box::new(|c| c["root"]["path"] = json!("no-such-rootfs")),
+            "root",
+        ),
+        (
+            Box::new(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"})),
+            "sysctl",
+        ),
+        (
+            Box::new(|c| c["process"]["args"] = json!(["/no/such/program"])),
+            "/no/such/program",
+        ),
+        (
+            Box::new(|c| {
+                c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 20}])
+            }),
+            "rlimit",
+        ),
+        (
+            Box::new(|c| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "pid"}))
+            }),
+            "twice",
+        ),
+        (
+            Box::new(|c| {
+                c["linux"]["namespaces"] =
+                    json!([{"type": "mount"}, {"type": "network", "path": "/no/such/ns"}])
+            }),
+            "/no/such/ns",
+        ),
     ];
     for (edit, want) in cases {
         let mut b = bundle("true");
@@ -67,14 +120,24 @@ fn a_mount_target_symlinked_out_of_the_rootfs_is_refused() {
     let mut b = bundle("true");
     let depth = b.rootfs().components().count();
     let up = "../".repeat(depth + 2);
-    let rel_target = format!("{up}{}", outside.path().strip_prefix("/").unwrap().display());
+    let rel_target = format!(
+        "{up}{}",
+        outside.path().strip_prefix("/").unwrap().display()
+    );
     std::os::unix::fs::symlink(&rel_target, b.rootfs().join("escape")).unwrap();
     b.edit(|c| {
-        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/escape/sub", "type": "tmpfs", "source": "tmpfs"}));
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/escape/sub", "type": "tmpfs", "source": "tmpfs"}));
     })
     .save();
     check_refused(&rt, &b, "outside the container root");
-    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing created outside");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing created outside"
+    );
 }
 
 #[test]
@@ -88,6 +151,10 @@ fn an_id_in_use_is_refused_without_touching_the_existing_container() {
     rt.create(&b, &id);
     let err = rt.fails(&["create", "-b", b.path().to_str().unwrap(), &id]);
     assert!(err.contains("already exists"), "{err}");
-    assert_eq!(rt.status(&id), "created", "the first container is untouched");
+    assert_eq!(
+        rt.status(&id),
+        "created",
+        "the first container is untouched"
+    );
     rt.ok(&["delete", "--force", &id]);
 }

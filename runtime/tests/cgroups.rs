@@ -45,12 +45,20 @@ impl CgDirs {
 
     /// A file of the container's cgroup in the v1 hierarchy `ctrl`.
     fn file(&self, ctrl: &str, file: &str) -> PathBuf {
-        Path::new(CG).join(ctrl).join("berth-test").join(&self.name).join("ctr").join(file)
+        Path::new(CG)
+            .join(ctrl)
+            .join("berth-test")
+            .join(&self.name)
+            .join("ctr")
+            .join(file)
     }
 
     fn read(&self, ctrl: &str, file: &str) -> String {
         let p = self.file(ctrl, file);
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())).trim().to_string()
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+            .trim()
+            .to_string()
     }
 
     /// Every directory of ours that exists, in any hierarchy.
@@ -78,21 +86,32 @@ impl Drop for CgDirs {
 /// The v1 hierarchies, and the root itself (a v2 host's only hierarchy).
 fn hierarchies() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(CG)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     v.push(PathBuf::from(CG));
     v
 }
 
 fn hybrid_or_v1() -> bool {
-    Path::new(CG).join("memory").join("memory.limit_in_bytes").exists()
+    Path::new(CG)
+        .join("memory")
+        .join("memory.limit_in_bytes")
+        .exists()
 }
 
 fn v1_or_skip(test: &str) -> bool {
     if hybrid_or_v1() {
         return true;
     }
-    berth_testkit::skip(test, "these checks read cgroup v1 files; this host is cgroup v2 (see v2_limits_for_real)");
+    berth_testkit::skip(
+        test,
+        "these checks read cgroup v1 files; this host is cgroup v2 (see v2_limits_for_real)",
+    );
     false
 }
 
@@ -111,7 +130,12 @@ impl Fx {
             }
         })
         .save();
-        Fx { rt: Rt::new(), cg, b, id: unique("c") }
+        Fx {
+            rt: Rt::new(),
+            cg,
+            b,
+            id: unique("c"),
+        }
     }
 
     fn bundle_arg(&self) -> &str {
@@ -119,12 +143,14 @@ impl Fx {
     }
 
     fn run_detached(&self) {
-        self.rt.ok(&["run", "-d", "--bundle", self.bundle_arg(), &self.id]);
+        self.rt
+            .ok(&["run", "-d", "--bundle", self.bundle_arg(), &self.id]);
     }
 
     fn stats(&self) -> Value {
         let out = self.rt.ok(&["events", "--stats", &self.id]);
-        let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("events json {out:?}: {e}"));
+        let v: Value =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("events json {out:?}: {e}"));
         assert_eq!(v["type"], "stats");
         assert_eq!(v["id"], self.id.as_str());
         v
@@ -149,14 +175,32 @@ fn memory_limit_oom_kills_and_run_reports_137() {
     let mb16 = 16 << 20;
     let mut fx = Fx::new("", json!({"memory": {"limit": mb16, "swap": mb16}}));
     // awk doubles a string until the limit: it must be killed.
-    fx.b.set_args(&["awk", "BEGIN { s = \"x\"; while (1) s = s s }"]).save();
-    let o = fx.rt.run(&["run", "--keep", "--bundle", fx.bundle_arg(), &fx.id]);
-    assert_eq!(o.status.code(), Some(137), "OOM kill is reported as 128+SIGKILL; stderr: {}", stderr(&o));
-    assert_eq!(fx.cg.read("memory", "memory.limit_in_bytes"), mb16.to_string());
+    fx.b.set_args(&["awk", "BEGIN { s = \"x\"; while (1) s = s s }"])
+        .save();
+    let o = fx
+        .rt
+        .run(&["run", "--keep", "--bundle", fx.bundle_arg(), &fx.id]);
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "OOM kill is reported as 128+SIGKILL; stderr: {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        fx.cg.read("memory", "memory.limit_in_bytes"),
+        mb16.to_string()
+    );
     let oom = fx.cg.read("memory", "memory.oom_control");
-    assert!(oom.lines().any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"), "kernel counted the kill: {oom}");
+    assert!(
+        oom.lines()
+            .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"),
+        "kernel counted the kill: {oom}"
+    );
     fx.rt.ok(&["delete", &fx.id]);
-    assert!(!fx.cg.file("memory", "").exists(), "delete removes the cgroup");
+    assert!(
+        !fx.cg.file("memory", "").exists(),
+        "delete removes the cgroup"
+    );
 }
 
 #[test]
@@ -174,12 +218,25 @@ fn disabled_oom_killer_makes_tasks_wait_instead_of_dying() {
         json!({"memory": {"limit": mb16, "swap": mb16, "reservation": 8 << 20, "swappiness": 0, "disableOOMKiller": true}}),
     );
     fx.run_detached();
-    assert_eq!(fx.cg.read("memory", "memory.soft_limit_in_bytes"), (8u64 << 20).to_string());
+    assert_eq!(
+        fx.cg.read("memory", "memory.soft_limit_in_bytes"),
+        (8u64 << 20).to_string()
+    );
     assert_eq!(fx.cg.read("memory", "memory.swappiness"), "0");
-    assert_eq!(fx.cg.read("memory", "memory.memsw.limit_in_bytes"), mb16.to_string());
-    eventually("the task to wait under OOM", || fx.cg.read("memory", "memory.oom_control").contains("under_oom 1"));
+    assert_eq!(
+        fx.cg.read("memory", "memory.memsw.limit_in_bytes"),
+        mb16.to_string()
+    );
+    eventually("the task to wait under OOM", || {
+        fx.cg
+            .read("memory", "memory.oom_control")
+            .contains("under_oom 1")
+    });
     let oom = fx.cg.read("memory", "memory.oom_control");
-    assert!(oom.contains("oom_kill_disable 1") && oom.contains("oom_kill 0"), "{oom}");
+    assert!(
+        oom.contains("oom_kill_disable 1") && oom.contains("oom_kill 0"),
+        "{oom}"
+    );
     assert_eq!(fx.rt.status(&fx.id), "running", "nothing was killed");
     fx.rt.ok(&["delete", "--force", &fx.id]);
 }
@@ -194,12 +251,25 @@ fn pids_limit_stops_a_fork_loop() {
         "n=0; while [ $n -lt 40 ]; do sleep 30 & n=$((n+1)); echo $n; done",
         json!({"pids": {"limit": 10}}),
     );
-    let o = fx.rt.run(&["run", "--keep", "--bundle", fx.bundle_arg(), &fx.id]);
+    let o = fx
+        .rt
+        .run(&["run", "--keep", "--bundle", fx.bundle_arg(), &fx.id]);
     let out = stdout(&o);
-    let last: u32 = out.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    let last: u32 = out
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
     assert!(!o.status.success(), "the shell fails when fork fails");
-    assert!(last < 10, "at most 9 children next to the shell, got {last}: {out}");
-    assert!(stderr(&o).contains("fork"), "the shell says why: {}", stderr(&o));
+    assert!(
+        last < 10,
+        "at most 9 children next to the shell, got {last}: {out}"
+    );
+    assert!(
+        stderr(&o).contains("fork"),
+        "the shell says why: {}",
+        stderr(&o)
+    );
     assert_eq!(fx.cg.read("pids", "pids.max"), "10");
     let events = fx.cg.read("pids", "pids.events");
     assert_ne!(events, "max 0", "the kernel counted refused forks");
@@ -211,19 +281,31 @@ fn cpu_quota_throttles() {
     if !v1_or_skip("cpu_quota_throttles") {
         return;
     }
-    let fx = Fx::new("while :; do :; done", json!({"cpu": {"quota": 10000, "period": 100000, "shares": 256}}));
+    let fx = Fx::new(
+        "while :; do :; done",
+        json!({"cpu": {"quota": 10000, "period": 100000, "shares": 256}}),
+    );
     fx.run_detached();
     assert_eq!(fx.cg.read("cpu", "cpu.cfs_quota_us"), "10000");
     assert_eq!(fx.cg.read("cpu", "cpu.cfs_period_us"), "100000");
     assert_eq!(fx.cg.read("cpu", "cpu.shares"), "256");
     let throttled = || {
         let stat = fx.cg.read("cpu", "cpu.stat");
-        stat.lines().find_map(|l| l.strip_prefix("nr_throttled ")).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+        stat.lines()
+            .find_map(|l| l.strip_prefix("nr_throttled "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
     };
     let first = throttled();
     eventually("nr_throttled to grow", || throttled() > first);
     let s = fx.stats();
-    assert!(s["data"]["cpu"]["throttling"]["throttledPeriods"].as_u64().unwrap_or(0) > 0, "events reports it: {s}");
+    assert!(
+        s["data"]["cpu"]["throttling"]["throttledPeriods"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "events reports it: {s}"
+    );
     fx.rt.ok(&["delete", "--force", &fx.id]);
 }
 
@@ -238,7 +320,9 @@ fn device_fixture(allow_rule: bool) -> (Fx, String) {
         c["linux"]["devices"] = json!([{"path": "/dev/kmsg2", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600}]);
     })
     .save();
-    let o = fx.rt.run(&["run", "--keep", "--bundle", fx.bundle_arg(), &fx.id]);
+    let o = fx
+        .rt
+        .run(&["run", "--keep", "--bundle", fx.bundle_arg(), &fx.id]);
     assert!(o.status.success(), "{}", stderr(&o));
     (fx, stdout(&o))
 }
@@ -250,8 +334,14 @@ fn devices_denied_device_cannot_be_opened() {
         return;
     }
     let (fx, out) = device_fixture(false);
-    assert!(out.contains("null-ok"), "default devices stay usable: {out}");
-    assert!(out.contains("kmsg-denied"), "a device with no rule is denied: {out}");
+    assert!(
+        out.contains("null-ok"),
+        "default devices stay usable: {out}"
+    );
+    assert!(
+        out.contains("kmsg-denied"),
+        "a device with no rule is denied: {out}"
+    );
     let list = fx.cg.read("devices", "devices.list");
     assert!(list.lines().any(|l| l == "c 1:3 rwm"), "{list}");
     assert!(!list.contains("1:11"), "{list}");
@@ -259,8 +349,15 @@ fn devices_denied_device_cannot_be_opened() {
     drop(fx);
     // Control: the same node with an allow rule opens.
     let (fx, out) = device_fixture(true);
-    assert!(out.contains("kmsg-opened"), "an allowed device opens: {out}");
-    assert!(fx.cg.read("devices", "devices.list").lines().any(|l| l == "c 1:11 w"));
+    assert!(
+        out.contains("kmsg-opened"),
+        "an allowed device opens: {out}"
+    );
+    assert!(fx
+        .cg
+        .read("devices", "devices.list")
+        .lines()
+        .any(|l| l == "c 1:11 w"));
 }
 
 #[test]
@@ -290,11 +387,33 @@ fn update_raises_limits_live() {
     if !v1_or_skip("update_raises_limits_live") {
         return;
     }
-    let fx = Fx::new("exec sleep 100", json!({"memory": {"limit": 32 << 20}, "pids": {"limit": 10}}));
+    let fx = Fx::new(
+        "exec sleep 100",
+        json!({"memory": {"limit": 32 << 20}, "pids": {"limit": 10}}),
+    );
     fx.run_detached();
-    assert_eq!(fx.cg.read("memory", "memory.limit_in_bytes"), (32u64 << 20).to_string());
-    fx.rt.ok(&["update", "--memory", "64m", "--pids-limit", "50", "--cpu-quota", "50000", "--cpu-period", "100000", "--cpu-share", "512", &fx.id]);
-    assert_eq!(fx.cg.read("memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    assert_eq!(
+        fx.cg.read("memory", "memory.limit_in_bytes"),
+        (32u64 << 20).to_string()
+    );
+    fx.rt.ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        "--cpu-share",
+        "512",
+        &fx.id,
+    ]);
+    assert_eq!(
+        fx.cg.read("memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
     assert_eq!(fx.cg.read("pids", "pids.max"), "50");
     assert_eq!(fx.cg.read("cpu", "cpu.cfs_quota_us"), "50000");
     assert_eq!(fx.cg.read("cpu", "cpu.shares"), "512");
@@ -302,24 +421,53 @@ fn update_raises_limits_live() {
     update_from_stdin(&fx, json!({"pids": {"limit": 77}, "cpu": {"cpus": "0"}}));
     assert_eq!(fx.cg.read("pids", "pids.max"), "77");
     assert_eq!(fx.cg.read("cpuset", "cpuset.cpus"), "0");
-    assert_eq!(fx.cg.read("memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    assert_eq!(
+        fx.cg.read("memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
     // a bad value is refused and changes nothing
-    let err = fx.rt.fails(&["update", "--cpu-share", "1", "--pids-limit", "5", &fx.id]);
+    let err = fx
+        .rt
+        .fails(&["update", "--cpu-share", "1", "--pids-limit", "5", &fx.id]);
     assert!(err.contains("cpu.shares 1"), "{err}");
     assert_eq!(fx.cg.read("pids", "pids.max"), "77");
     // device rules change in place (no deny-all gap while it happens)
-    update_from_stdin(&fx, json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]}));
+    update_from_stdin(
+        &fx,
+        json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]}),
+    );
     let list = fx.cg.read("devices", "devices.list");
-    assert!(list.lines().any(|l| l == "c 1:11 w") && list.lines().any(|l| l == "c 1:3 rwm"), "{list}");
-    assert_eq!(fx.rt.status(&fx.id), "running", "the container lives through updates");
+    assert!(
+        list.lines().any(|l| l == "c 1:11 w") && list.lines().any(|l| l == "c 1:3 rwm"),
+        "{list}"
+    );
+    assert_eq!(
+        fx.rt.status(&fx.id),
+        "running",
+        "the container lives through updates"
+    );
     fx.rt.ok(&["delete", "--force", &fx.id]);
 }
 
 /// `update --resources -` with `resources` on stdin; must succeed.
 fn update_from_stdin(fx: &Fx, resources: Value) {
-    let mut child = fx.rt.cmd().args(["update", "--resources", "-", &fx.id]).stdin(Stdio::piped()).spawn().expect("spawn update");
-    child.stdin.take().expect("stdin").write_all(resources.to_string().as_bytes()).expect("write");
-    assert!(child.wait().expect("wait").success(), "update with {resources}");
+    let mut child = fx
+        .rt
+        .cmd()
+        .args(["update", "--resources", "-", &fx.id])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn update");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(resources.to_string().as_bytes())
+        .expect("write");
+    assert!(
+        child.wait().expect("wait").success(),
+        "update with {resources}"
+    );
 }
 
 #[test]
@@ -328,17 +476,29 @@ fn events_stats_numbers_change() {
     if !v1_or_skip("events_stats_numbers_change") {
         return;
     }
-    let fx = Fx::new("while :; do :; done", json!({"pids": {"limit": 20}, "memory": {"limit": 64 << 20}}));
+    let fx = Fx::new(
+        "while :; do :; done",
+        json!({"pids": {"limit": 20}, "memory": {"limit": 64 << 20}}),
+    );
     fx.run_detached();
     let a = fx.stats();
     let cpu = |v: &Value| v["data"]["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
     eventually("cpu usage to grow", || cpu(&fx.stats()) > cpu(&a));
     let b = fx.stats();
-    assert!(b["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0, "{b}");
+    assert!(
+        b["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{b}"
+    );
     assert_eq!(b["data"]["memory"]["usage"]["limit"], 64u64 << 20);
-    assert!(b["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{b}");
+    assert!(
+        b["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1,
+        "{b}"
+    );
     assert_eq!(b["data"]["pids"]["limit"], 20);
-    assert!(b["data"]["hugetlb"].is_object() && b["data"]["blkio"].is_object(), "{b}");
+    assert!(
+        b["data"]["hugetlb"].is_object() && b["data"]["blkio"].is_object(),
+        "{b}"
+    );
     fx.rt.ok(&["delete", "--force", &fx.id]);
     fx.rt.fails(&["events", "--stats", &fx.id]);
 }
@@ -356,7 +516,13 @@ fn events_stream_reports_oom() {
         json!({"memory": {"limit": mb16, "swap": mb16}}),
     );
     fx.run_detached();
-    let mut ev = fx.rt.cmd().args(["events", "--interval", "500ms", &fx.id]).stdout(Stdio::piped()).spawn().expect("spawn events");
+    let mut ev = fx
+        .rt
+        .cmd()
+        .args(["events", "--interval", "500ms", &fx.id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn events");
     let (tx, rx) = mpsc::channel::<Value>();
     let out = ev.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {
@@ -368,7 +534,10 @@ fn events_stream_reports_oom() {
             }
         }
     });
-    let next = |what: &str| rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no {what} event"));
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no {what} event"))
+    };
     let first = next("first stats");
     assert_eq!(first["type"], "stats", "{first}");
     std::fs::write(fx.b.rootfs().join("tmp/go"), "").expect("write go");
@@ -404,10 +573,22 @@ fn events_stream_reports_oom() {
 /// directory and no cgroup directory.
 fn check_refused(test: &str, resources: Value, want: &str) {
     let fx = Fx::new("true", resources.clone());
-    let err = fx.rt.fails(&["create", "--bundle", fx.bundle_arg(), &fx.id]);
-    assert!(err.contains(want), "{test}: {resources} should fail with {want:?}, got: {err}");
-    assert!(!fx.rt.state_dir(&fx.id).exists(), "{test}: no state left for {resources}");
-    assert_eq!(fx.cg.leftovers(), Vec::<PathBuf>::new(), "{test}: no cgroup left for {resources}");
+    let err = fx
+        .rt
+        .fails(&["create", "--bundle", fx.bundle_arg(), &fx.id]);
+    assert!(
+        err.contains(want),
+        "{test}: {resources} should fail with {want:?}, got: {err}"
+    );
+    assert!(
+        !fx.rt.state_dir(&fx.id).exists(),
+        "{test}: no state left for {resources}"
+    );
+    assert_eq!(
+        fx.cg.leftovers(),
+        Vec::<PathBuf>::new(),
+        "{test}: no cgroup left for {resources}"
+    );
 }
 
 #[test]
@@ -418,27 +599,70 @@ fn bad_resource_values_fail_cleanly() {
     }
     let t = "bad_resource_values_fail_cleanly";
     check_refused(t, json!({"memory": {"limit": -5}}), "memory.limit -5");
-    check_refused(t, json!({"memory": {"limit": 1 << 20, "swap": 1 << 19}}), "must be at least memory.limit");
-    check_refused(t, json!({"memory": {"swappiness": 200}}), "over the maximum 100");
+    check_refused(
+        t,
+        json!({"memory": {"limit": 1 << 20, "swap": 1 << 19}}),
+        "must be at least memory.limit",
+    );
+    check_refused(
+        t,
+        json!({"memory": {"swappiness": 200}}),
+        "over the maximum 100",
+    );
     check_refused(t, json!({"cpu": {"shares": 1_000_000}}), "[2, 262144]");
     check_refused(t, json!({"cpu": {"period": 10}}), "[1000, 1000000]");
     check_refused(t, json!({"cpu": {"quota": -7}}), "cpu.quota -7");
     check_refused(t, json!({"cpu": {"cpus": "4096"}}), "4096 is not available");
     check_refused(t, json!({"cpu": {"mems": "x"}}), "not a list");
     check_refused(t, json!({"blockIO": {"weight": 5}}), "[10, 1000]");
-    check_refused(t, json!({"blockIO": {"throttleReadBpsDevice": [{"major": 4095, "minor": 4095, "rate": 1}]}}), "no block device 4095:4095");
-    check_refused(t, json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]}), "3MB");
-    check_refused(t, json!({"unified": {"memory.high": "1"}}), "need cgroup v2");
-    check_refused(t, json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwx"}]}), "access");
+    check_refused(
+        t,
+        json!({"blockIO": {"throttleReadBpsDevice": [{"major": 4095, "minor": 4095, "rate": 1}]}}),
+        "no block device 4095:4095",
+    );
+    check_refused(
+        t,
+        json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]}),
+        "3MB",
+    );
+    check_refused(
+        t,
+        json!({"unified": {"memory.high": "1"}}),
+        "need cgroup v2",
+    );
+    check_refused(
+        t,
+        json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwx"}]}),
+        "access",
+    );
     // Controllers this host does not mount.
     for (ctrl, res, want) in [
-        ("net_cls", json!({"network": {"classID": 1}}), "net_cls cgroup controller is not available"),
-        ("net_prio", json!({"network": {"priorities": [{"name": "lo", "priority": 1}]}}), "net_prio cgroup controller"),
-        ("hugetlb", json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}), "hugetlb cgroup controller"),
-        ("rdma", json!({"rdma": {"mlx4_0": {"hcaHandles": 1}}}), "rdma cgroup controller"),
+        (
+            "net_cls",
+            json!({"network": {"classID": 1}}),
+            "net_cls cgroup controller is not available",
+        ),
+        (
+            "net_prio",
+            json!({"network": {"priorities": [{"name": "lo", "priority": 1}]}}),
+            "net_prio cgroup controller",
+        ),
+        (
+            "hugetlb",
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}),
+            "hugetlb cgroup controller",
+        ),
+        (
+            "rdma",
+            json!({"rdma": {"mlx4_0": {"hcaHandles": 1}}}),
+            "rdma cgroup controller",
+        ),
     ] {
         if Path::new(CG).join(ctrl).exists() {
-            berth_testkit::skip(&format!("{t}::{ctrl}"), &format!("{ctrl} is mounted here, so it is not missing"));
+            berth_testkit::skip(
+                &format!("{t}::{ctrl}"),
+                &format!("{ctrl} is mounted here, so it is not missing"),
+            );
         } else {
             check_refused(t, res, want);
         }
@@ -453,25 +677,48 @@ fn value_the_kernel_refuses_rolls_the_create_back() {
     }
     // Realtime runtime passes validation but the new parent has no RT
     // budget, so the kernel refuses the write after the cgroup exists.
-    let fx = Fx::new("true", json!({"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 100000}}));
-    let err = fx.rt.fails(&["create", "--bundle", fx.bundle_arg(), &fx.id]);
+    let fx = Fx::new(
+        "true",
+        json!({"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 100000}}),
+    );
+    let err = fx
+        .rt
+        .fails(&["create", "--bundle", fx.bundle_arg(), &fx.id]);
     assert!(err.contains("cpu.rt_runtime_us"), "{err}");
     assert!(!fx.rt.state_dir(&fx.id).exists(), "no state left");
-    assert_eq!(fx.cg.leftovers(), Vec::<PathBuf>::new(), "the cgroup and the parents create made are removed");
+    assert_eq!(
+        fx.cg.leftovers(),
+        Vec::<PathBuf>::new(),
+        "the cgroup and the parents create made are removed"
+    );
 }
 
 #[test]
 fn systemd_cgroup_path_without_systemd_fails_clearly() {
     root_or_skip!("systemd_cgroup_path_without_systemd_fails_clearly");
     if Path::new("/run/systemd/system").exists() {
-        berth_testkit::skip("systemd_cgroup_path_without_systemd_fails_clearly", "systemd is running on this host");
+        berth_testkit::skip(
+            "systemd_cgroup_path_without_systemd_fails_clearly",
+            "systemd is running on this host",
+        );
         return;
     }
     let rt = Rt::new();
     let mut b = bundle("true");
-    b.edit(|c| c["linux"]["cgroupsPath"] = json!("system.slice:berth:x")).save();
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!("system.slice:berth:x"))
+        .save();
     let id = unique("sd");
-    let o = rt.cmd().args(["--systemd-cgroup", "create", "--bundle", b.path().to_str().unwrap(), &id]).output().expect("run");
+    let o = rt
+        .cmd()
+        .args([
+            "--systemd-cgroup",
+            "create",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &id,
+        ])
+        .output()
+        .expect("run");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("systemd"), "{}", stderr(&o));
     assert!(!rt.state_dir(&id).exists());
@@ -487,10 +734,21 @@ fn v2_limits_for_real() {
         );
         return;
     }
-    let fx = Fx::new("exec sleep 100", json!({"memory": {"limit": 32 << 20}, "pids": {"limit": 12}, "devices": []}));
+    let fx = Fx::new(
+        "exec sleep 100",
+        json!({"memory": {"limit": 32 << 20}, "pids": {"limit": 12}, "devices": []}),
+    );
     fx.run_detached();
-    let dir = Path::new(CG).join("berth-test").join(&fx.cg.name).join("ctr");
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default().trim().to_string();
+    let dir = Path::new(CG)
+        .join("berth-test")
+        .join(&fx.cg.name)
+        .join("ctr");
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
     assert_eq!(read("memory.max"), (32u64 << 20).to_string());
     assert_eq!(read("pids.max"), "12");
     fx.rt.ok(&["update", "--pids-limit", "30", &fx.id]);
@@ -519,7 +777,10 @@ fn probe_devices(dir: &Path) -> String {
         "echo $$ > {}/cgroup.procs || exit 9; cat /dev/null && echo null-ok; if (exec 3>/dev/kmsg) 2>/dev/null; then echo kmsg-opened; else echo kmsg-denied; fi",
         dir.display()
     );
-    let o = std::process::Command::new(berth_testkit::BUSYBOX).args(["sh", "-c", &script]).output().expect("busybox sh");
+    let o = std::process::Command::new(berth_testkit::BUSYBOX)
+        .args(["sh", "-c", &script])
+        .output()
+        .expect("busybox sh");
     assert!(o.status.success(), "probe: {}", stderr(&o));
     stdout(&o)
 }
@@ -528,7 +789,10 @@ fn probe_devices(dir: &Path) -> String {
 fn ebpf_device_filter_on_cgroup2() {
     root_or_skip!("ebpf_device_filter_on_cgroup2");
     let Some(mount) = cgroup2_mount() else {
-        berth_testkit::skip("ebpf_device_filter_on_cgroup2", "no cgroup2 hierarchy is mounted");
+        berth_testkit::skip(
+            "ebpf_device_filter_on_cgroup2",
+            "no cgroup2 hierarchy is mounted",
+        );
         return;
     };
     struct Dir(PathBuf);
@@ -539,9 +803,14 @@ fn ebpf_device_filter_on_cgroup2() {
     }
     let dir = Dir(mount.join(unique("berth-bpf")));
     std::fs::create_dir(&dir.0).expect("create cgroup2 dir");
-    let rules = |j: Value| -> Vec<oci_spec::runtime::LinuxDeviceCgroup> { serde_json::from_value(j).expect("rules") };
-    berth_runtime::cgroups::attach_device_filter(&dir.0, &rules(json!([{"allow": false, "access": "rwm"}])))
-        .expect("attach deny-all program");
+    let rules = |j: Value| -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+        serde_json::from_value(j).expect("rules")
+    };
+    berth_runtime::cgroups::attach_device_filter(
+        &dir.0,
+        &rules(json!([{"allow": false, "access": "rwm"}])),
+    )
+    .expect("attach deny-all program");
     let out = probe_devices(&dir.0);
     assert!(out.contains("null-ok"), "default devices allowed: {out}");
     assert!(out.contains("kmsg-denied"), "other devices denied: {out}");
@@ -549,7 +818,10 @@ fn ebpf_device_filter_on_cgroup2() {
     let allow = json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]);
     berth_runtime::cgroups::attach_device_filter(&dir.0, &rules(allow)).expect("replace program");
     let out = probe_devices(&dir.0);
-    assert!(out.contains("kmsg-opened"), "the new rule applies and the old program is gone: {out}");
+    assert!(
+        out.contains("kmsg-opened"),
+        "the new rule applies and the old program is gone: {out}"
+    );
 }
 
 #[test]
@@ -563,16 +835,28 @@ fn relative_cgroups_path_is_under_the_callers_cgroup() {
     let own = std::fs::read_to_string("/proc/self/cgroup").expect("own cgroup");
     let own_memory = own
         .lines()
-        .find_map(|l| l.splitn(3, ':').nth(2).filter(|_| l.split(':').nth(1) == Some("memory")))
+        .find_map(|l| {
+            l.splitn(3, ':')
+                .nth(2)
+                .filter(|_| l.split(':').nth(1) == Some("memory"))
+        })
         .expect("memory line")
         .to_string();
     let rel = unique("berth-rel");
     let mut fx = Fx::new("exec sleep 100", json!({"memory": {"limit": 48 << 20}}));
     fx.b.edit(|c| c["linux"]["cgroupsPath"] = json!(rel)).save();
     fx.run_detached();
-    let dir = Path::new(CG).join("memory").join(own_memory.trim_start_matches('/')).join(&rel);
+    let dir = Path::new(CG)
+        .join("memory")
+        .join(own_memory.trim_start_matches('/'))
+        .join(&rel);
     let limit = std::fs::read_to_string(dir.join("memory.limit_in_bytes")).unwrap_or_default();
-    assert_eq!(limit.trim(), (48u64 << 20).to_string(), "limit in {}", dir.display());
+    assert_eq!(
+        limit.trim(),
+        (48u64 << 20).to_string(),
+        "limit in {}",
+        dir.display()
+    );
     // (On failure above, Rt's drop deletes the container and its cgroup.)
     fx.rt.ok(&["delete", "--force", &fx.id]);
     assert!(!dir.exists(), "delete removes {}", dir.display());

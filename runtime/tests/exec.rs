@@ -24,14 +24,28 @@ fn exec_with_arguments_runs_in_the_container() {
     }
     let rt = Rt::new();
     let mut b = bundle("exec sleep 100");
-    b.edit(|c| c["hostname"] = serde_json::json!("exec-host")).save();
+    b.edit(|c| c["hostname"] = serde_json::json!("exec-host"))
+        .save();
     let id = running(&rt, &b);
-    let out = rt.ok(&["exec", "-e", "EXTRA=1", "--cwd", "/tmp", &id, "sh", "-c", "hostname; echo $EXTRA; pwd; ps -o pid,args | grep -c sleep"]);
+    let out = rt.ok(&[
+        "exec",
+        "-e",
+        "EXTRA=1",
+        "--cwd",
+        "/tmp",
+        &id,
+        "sh",
+        "-c",
+        "hostname; echo $EXTRA; pwd; ps -o pid,args | grep -c sleep",
+    ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "exec-host");
     assert_eq!(lines[1], "1");
     assert_eq!(lines[2], "/tmp");
-    assert!(lines[3].trim().parse::<u32>().unwrap() >= 1, "sees the container's init");
+    assert!(
+        lines[3].trim().parse::<u32>().unwrap() >= 1,
+        "sees the container's init"
+    );
     let o = rt.run(&["exec", &id, "sh", "-c", "exit 7"]);
     assert_eq!(o.status.code(), Some(7), "exit status is the process's");
     let o = rt.run(&["exec", &id, "no-such-binary"]);
@@ -77,11 +91,26 @@ fn exec_detached_writes_a_pid_file() {
     let b = bundle("exec sleep 100");
     let id = running(&rt, &b);
     let pf = b.path().join("exec.pid");
-    rt.ok(&["exec", "--detach", "--pid-file", pf.to_str().unwrap(), &id, "sleep", "50"]);
-    let pid: i64 = std::fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
+    rt.ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "50",
+    ]);
+    let pid: i64 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(alive(pid));
     let pids: Vec<i64> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).unwrap();
-    assert!(pids.contains(&pid), "the exec'd process is in the container: {pids:?} vs {pid}");
+    assert!(
+        pids.contains(&pid),
+        "the exec'd process is in the container: {pids:?} vs {pid}"
+    );
     rt.ok(&["delete", "--force", &id]);
     assert!(!alive(pid), "delete --force kills exec'd processes too");
 }
@@ -116,7 +145,17 @@ fn exec_tty_sends_the_pty_master_to_the_console_socket() {
     let b = bundle("exec sleep 100");
     let id = running(&rt, &b);
     let (sock, listener) = console_socket(b.path());
-    let o = rt.run(&["exec", "--tty", "--detach", "--console-socket", sock.to_str().unwrap(), &id, "sh", "-c", "tty; echo tty-ok; sleep 1"]);
+    let o = rt.run(&[
+        "exec",
+        "--tty",
+        "--detach",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "tty; echo tty-ok; sleep 1",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (conn, _) = listener.accept().unwrap();
     let master = berth_runtime::sys::recv_fd(conn.as_raw_fd()).unwrap();
@@ -140,7 +179,14 @@ fn create_with_terminal_binds_the_console() {
     .save();
     let id = unique("tty");
     let (sock, listener) = console_socket(b.path());
-    let o = rt.run(&["create", "-b", b.path().to_str().unwrap(), "--console-socket", sock.to_str().unwrap(), &id]);
+    let o = rt.run(&[
+        "create",
+        "-b",
+        b.path().to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (conn, _) = listener.accept().unwrap();
     let master = berth_runtime::sys::recv_fd(conn.as_raw_fd()).unwrap();
@@ -149,8 +195,14 @@ fn create_with_terminal_binds_the_console() {
     rt.ok(&["start", &id]);
     let out = read_master_until(master, "console-ok");
     assert!(out.contains("/dev/pts/0"), "{out}");
-    assert!(out.contains("c\r\n"), "/dev/console is a char device: {out}");
+    assert!(
+        out.contains("c\r\n"),
+        "/dev/console is a char device: {out}"
+    );
     let err = rt.fails(&["create", "-b", b.path().to_str().unwrap(), &unique("tty")]);
-    assert!(err.contains("console socket"), "terminal without a console socket: {err}");
+    assert!(
+        err.contains("console socket"),
+        "terminal without a console socket: {err}"
+    );
     rt.ok(&["delete", "--force", &id]);
 }

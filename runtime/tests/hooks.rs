@@ -43,7 +43,10 @@ fn every_hook_kind_runs_in_order_with_the_state_on_stdin() {
     let lines: Vec<&str> = log.lines().collect();
     // poststart runs after the process was started; it may race with it.
     let mut sorted = lines.clone();
-    if let (Some(p), Some(s)) = (sorted.iter().position(|l| *l == "process"), sorted.iter().position(|l| l.starts_with("poststart"))) {
+    if let (Some(p), Some(s)) = (
+        sorted.iter().position(|l| *l == "process"),
+        sorted.iter().position(|l| l.starts_with("poststart")),
+    ) {
         if s < p {
             sorted.swap(s, p);
         }
@@ -78,12 +81,25 @@ fn a_failing_prestart_hook_aborts_create_and_leaves_nothing() {
     })
     .save();
     let err = rt.fails(&["create", "-b", b.path().to_str().unwrap(), &id]);
-    assert!(err.contains("prestart hook") && err.contains("hook-said-no"), "{err}");
+    assert!(
+        err.contains("prestart hook") && err.contains("hook-said-no"),
+        "{err}"
+    );
     assert!(!rt.state_dir(&id).exists(), "no state left");
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids{cg}")).exists(), "no cgroup left");
-    let procs = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&procs.stdout).lines().any(|l| l.contains(b.path().to_str().unwrap())));
-    for ctrl in ["pids", "memory", "cpu", "freezer", "devices", "cpuset", "blkio", "cpuacct", "systemd"] {
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/pids{cg}")).exists(),
+        "no cgroup left"
+    );
+    let procs = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&procs.stdout)
+        .lines()
+        .any(|l| l.contains(b.path().to_str().unwrap())));
+    for ctrl in [
+        "pids", "memory", "cpu", "freezer", "devices", "cpuset", "blkio", "cpuacct", "systemd",
+    ] {
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{ctrl}/berth-test"));
     }
 }
@@ -101,6 +117,9 @@ fn hook_timeouts_are_enforced() {
     let t = std::time::Instant::now();
     let err = rt.fails(&["create", "-b", b.path().to_str().unwrap(), &id]);
     assert!(err.contains("timed out"), "{err}");
-    assert!(t.elapsed() < std::time::Duration::from_secs(20), "the hook was killed at its timeout");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "the hook was killed at its timeout"
+    );
     assert!(!rt.state_dir(&id).exists());
 }

@@ -17,8 +17,11 @@ macro_rules! root_or_skip {
 fn run_prints_from_inside_an_isolated_container() {
     root_or_skip!("run_prints_from_inside_an_isolated_container");
     let rt = Rt::new();
-    let mut b = bundle("echo hello; hostname; echo pid=$$; ps -o pid | wc -l; ls /; ip -o link | cut -d: -f2");
-    b.edit(|c| c["hostname"] = serde_json::json!("inside")).save();
+    let mut b = bundle(
+        "echo hello; hostname; echo pid=$$; ps -o pid | wc -l; ls /; ip -o link | cut -d: -f2",
+    );
+    b.edit(|c| c["hostname"] = serde_json::json!("inside"))
+        .save();
     std::fs::write(b.rootfs().join("marker-of-this-bundle"), "").unwrap();
     let id = unique("run");
     let o = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), &id]);
@@ -31,10 +34,20 @@ fn run_prints_from_inside_an_isolated_container() {
     // header + sh + ps + wc: only the container's own processes
     let n: usize = lines[3].trim().parse().unwrap();
     assert!(n <= 4, "sees only its own processes, saw {n} lines");
-    assert!(out.contains("marker-of-this-bundle"), "rootfs is the bundle's");
-    let links: Vec<&str> = lines.iter().filter(|l| l.starts_with(' ')).map(|l| l.trim()).collect();
+    assert!(
+        out.contains("marker-of-this-bundle"),
+        "rootfs is the bundle's"
+    );
+    let links: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with(' '))
+        .map(|l| l.trim())
+        .collect();
     assert_eq!(links, vec!["lo"], "network namespace has only lo");
-    assert!(!rt.state_dir(&id).exists(), "run without --keep deletes the container");
+    assert!(
+        !rt.state_dir(&id).exists(),
+        "run without --keep deletes the container"
+    );
 }
 
 #[test]
@@ -59,14 +72,27 @@ fn create_start_kill_delete_walks_the_states() {
     let b = bundle("echo started; exec sleep 100");
     let id = unique("life");
     let pid_file = b.path().join("pid");
-    rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), &id]);
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
     let st = rt.state(&id);
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], id.as_str());
-    assert_eq!(st["bundle"], b.path().canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(
+        st["bundle"],
+        b.path().canonicalize().unwrap().to_str().unwrap()
+    );
     assert!(st["ociVersion"].as_str().unwrap().starts_with("1."));
     let pid = st["pid"].as_i64().unwrap();
-    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string());
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string()
+    );
     assert!(alive(pid));
 
     rt.ok(&["start", &id]);
@@ -91,7 +117,14 @@ fn create_start_kill_delete_walks_the_states() {
 fn unknown_ids_and_bad_ids_are_clear_errors() {
     root_or_skip!("unknown_ids_and_bad_ids_are_clear_errors");
     let rt = Rt::new();
-    for cmd in [&["state", "nope"][..], &["start", "nope"], &["kill", "nope"], &["delete", "nope"], &["pause", "nope"], &["exec", "nope", "true"]] {
+    for cmd in [
+        &["state", "nope"][..],
+        &["start", "nope"],
+        &["kill", "nope"],
+        &["delete", "nope"],
+        &["pause", "nope"],
+        &["exec", "nope", "true"],
+    ] {
         let err = rt.fails(cmd);
         assert!(err.contains("does not exist"), "{cmd:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
@@ -100,7 +133,10 @@ fn unknown_ids_and_bad_ids_are_clear_errors() {
     let err = rt.fails(&["create", "-b", b.path().to_str().unwrap(), "../escape"]);
     assert!(err.contains("invalid"), "{err}");
     let err = rt.fails(&["kill", "x", "NOTASIGNAL"]);
-    assert!(err.contains("does not exist") || err.contains("signal"), "{err}");
+    assert!(
+        err.contains("does not exist") || err.contains("signal"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -117,7 +153,10 @@ fn signals_by_name_and_number() {
     rt.ok(&["kill", &id, "9"]);
     rt.wait_status(&id, "stopped");
     let err = rt.fails(&["kill", &id, "SIGBOGUS"]);
-    assert!(err.contains("signal") || err.contains("not running"), "{err}");
+    assert!(
+        err.contains("signal") || err.contains("not running"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -150,7 +189,8 @@ fn delete_force_kills_a_running_container_and_removes_its_cgroup() {
     let id = unique("force");
     let cg = format!("/berth-test/{id}");
     let mut b = bundle("exec sleep 100");
-    b.edit(|c| c["linux"]["cgroupsPath"] = serde_json::json!(cg)).save();
+    b.edit(|c| c["linux"]["cgroupsPath"] = serde_json::json!(cg))
+        .save();
     rt.create(&b, &id);
     rt.ok(&["start", &id]);
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
@@ -158,8 +198,13 @@ fn delete_force_kills_a_running_container_and_removes_its_cgroup() {
     rt.ok(&["delete", "--force", &id]);
     assert!(!alive(pid));
     assert!(!rt.state_dir(&id).exists());
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids{cg}")).exists(), "cgroup removed");
-    for ctrl in ["pids", "memory", "cpu", "freezer", "devices", "cpuset", "blkio", "cpuacct", "systemd"] {
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/pids{cg}")).exists(),
+        "cgroup removed"
+    );
+    for ctrl in [
+        "pids", "memory", "cpu", "freezer", "devices", "cpuset", "blkio", "cpuacct", "systemd",
+    ] {
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{ctrl}/berth-test"));
     }
 }
@@ -181,7 +226,8 @@ fn list_shows_containers_in_table_json_and_quiet_form() {
     let rt = Rt::new();
     let id = unique("list");
     rt.create(&bundle("sleep 100"), &id);
-    let json: serde_json::Value = serde_json::from_str(&rt.ok(&["list", "--format", "json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&rt.ok(&["list", "--format", "json"])).unwrap();
     assert_eq!(json[0]["id"], id.as_str());
     assert_eq!(json[0]["status"], "created");
     assert!(rt.ok(&["list"]).lines().nth(1).unwrap().starts_with(&id));
@@ -212,7 +258,13 @@ fn go_style_single_dash_flags_are_accepted() {
     root_or_skip!("go_style_single_dash_flags_are_accepted");
     let rt = Rt::new();
     let b = bundle("echo go-style");
-    let o = rt.run(&["run", "-no-subreaper", "-bundle", b.path().to_str().unwrap(), &unique("go")]);
+    let o = rt.run(&[
+        "run",
+        "-no-subreaper",
+        "-bundle",
+        b.path().to_str().unwrap(),
+        &unique("go"),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "go-style");
 }
@@ -236,23 +288,58 @@ fn json_log_format_writes_json_lines() {
 #[test]
 fn spec_and_features_print_runc_shaped_json() {
     let dir = berth_testkit::tempdir("spec");
-    let o = std::process::Command::new(bin()).arg("spec").current_dir(dir.path()).output().unwrap();
+    let o = std::process::Command::new(bin())
+        .arg("spec")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let spec: oci_spec::runtime::Spec =
         serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
-    assert_eq!(spec.process().as_ref().unwrap().args().as_ref().unwrap(), &vec!["sh".to_string()]);
-    let again = std::process::Command::new(bin()).arg("spec").current_dir(dir.path()).output().unwrap();
-    assert!(!again.status.success(), "spec refuses to overwrite config.json");
-    let o = std::process::Command::new(bin()).args(["spec", "--rootless", "--bundle"]).arg(dir.path().join("..")).output();
+    assert_eq!(
+        spec.process().as_ref().unwrap().args().as_ref().unwrap(),
+        &vec!["sh".to_string()]
+    );
+    let again = std::process::Command::new(bin())
+        .arg("spec")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "spec refuses to overwrite config.json"
+    );
+    let o = std::process::Command::new(bin())
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(dir.path().join(".."))
+        .output();
     drop(o);
-    let f = std::process::Command::new(bin()).arg("features").output().unwrap();
+    let f = std::process::Command::new(bin())
+        .arg("features")
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&f.stdout).unwrap();
     for ns in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"] {
-        assert!(v["linux"]["namespaces"].as_array().unwrap().iter().any(|x| x == ns), "{ns}");
+        assert!(
+            v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == ns),
+            "{ns}"
+        );
     }
-    assert!(v["linux"]["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_SYS_ADMIN"));
+    assert!(v["linux"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "CAP_SYS_ADMIN"));
     assert_eq!(v["hooks"].as_array().unwrap().len(), 6);
-    assert!(v["mountOptions"].as_array().unwrap().iter().any(|o| o == "rbind"));
+    assert!(v["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o == "rbind"));
 }
 
 #[test]

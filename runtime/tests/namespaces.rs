@@ -15,8 +15,10 @@ fn user_namespace_maps_root_to_an_unprivileged_uid() {
     let mut b = bundle("id -u; cat /proc/self/uid_map; echo ready; exec sleep 100");
     b.with_namespace("user", None)
         .edit(|c| {
-            c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         })
         .save();
     // The mapped root must be able to read the rootfs.
@@ -32,12 +34,19 @@ fn user_namespace_maps_root_to_an_unprivileged_uid() {
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(uid_line.split_whitespace().skip(1).all(|u| u == "100000"), "outside it is uid 100000: {uid_line}");
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == "100000"),
+        "outside it is uid 100000: {uid_line}"
+    );
     rt.ok(&["delete", "--force", &id]);
 }
 
 fn chown_tree(p: &std::path::Path, id: u32) {
-    let st = std::process::Command::new("chown").args(["-R", "-h", &format!("{id}:{id}")]).arg(p).status().unwrap();
+    let st = std::process::Command::new("chown")
+        .args(["-R", "-h", &format!("{id}:{id}")])
+        .arg(p)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -48,22 +57,45 @@ fn joining_a_network_namespace_by_path() {
     }
     let rt = Rt::new();
     let ns = unique("bns");
-    let ok = std::process::Command::new("ip").args(["netns", "add", &ns]).status().unwrap();
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap();
     assert!(ok.success());
     struct Del(String);
     impl Drop for Del {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
         }
     }
     let _del = Del(ns.clone());
     let dummy = format!("d{}", &ns[ns.len() - 6..]);
-    let ok = std::process::Command::new("ip").args(["-n", &ns, "link", "add", &dummy, "type", "veth", "peer", "name", &format!("{dummy}p")]).status().unwrap();
+    let ok = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &ns,
+            "link",
+            "add",
+            &dummy,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{dummy}p"),
+        ])
+        .status()
+        .unwrap();
     assert!(ok.success());
     let mut b = bundle("ip -o link | cut -d: -f2");
-    b.with_namespace("network", Some(&format!("/var/run/netns/{ns}"))).save();
+    b.with_namespace("network", Some(&format!("/var/run/netns/{ns}")))
+        .save();
     let out = rt.ok(&["run", "-b", b.path().to_str().unwrap(), &unique("joinnet")]);
-    assert!(out.contains(&dummy), "sees the joined namespace's interface: {out}");
+    assert!(
+        out.contains(&dummy),
+        "sees the joined namespace's interface: {out}"
+    );
 }
 
 #[test]
@@ -75,7 +107,8 @@ fn process_settings_are_applied() {
     let mut b = bundle("ulimit -n; umask; cat /proc/self/oom_score_adj; id -G; hostname; cat /proc/sys/kernel/domainname; cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/kernel/shmmni; pwd");
     b.edit(|c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}]);
-        c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "umask": 18, "additionalGids": [5, 65534]});
+        c["process"]["user"] =
+            json!({"uid": 1000, "gid": 1000, "umask": 18, "additionalGids": [5, 65534]});
         c["process"]["oomScoreAdj"] = json!(500);
         c["process"]["cwd"] = json!("/home/user");
         c["hostname"] = json!("h1");
@@ -86,7 +119,21 @@ fn process_settings_are_applied() {
     .save();
     let out = rt.ok(&["run", "-b", b.path().to_str().unwrap(), &unique("proc")]);
     let l: Vec<&str> = out.lines().collect();
-    assert_eq!(l, vec!["256", "0022", "500", "1000 5 65534", "h1", "d1", "1", "1234", "/home/user"], "{out}");
+    assert_eq!(
+        l,
+        vec![
+            "256",
+            "0022",
+            "500",
+            "1000 5 65534",
+            "h1",
+            "d1",
+            "1",
+            "1234",
+            "/home/user"
+        ],
+        "{out}"
+    );
 }
 
 #[test]
@@ -128,9 +175,16 @@ fn mounts_are_made_with_their_options() {
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], "from-host");
     assert_eq!(l[1], "ro");
-    assert!(l[2].starts_with("tmpfs rw,nosuid") && l[2].contains("size=1024k"), "{}", l[2]);
+    assert!(
+        l[2].starts_with("tmpfs rw,nosuid") && l[2].contains("size=1024k"),
+        "{}",
+        l[2]
+    );
     assert_eq!(l[3], "single-file");
-    assert!(berth_testkit::mounts_under(b.path()).is_empty(), "no mount leaked to the host");
+    assert!(
+        berth_testkit::mounts_under(b.path()).is_empty(),
+        "no mount leaked to the host"
+    );
 }
 
 #[test]

@@ -39,7 +39,11 @@ impl Podman {
             ),
         )
         .unwrap();
-        Podman { dir, runtime: bin().to_path_buf(), _serial: serial }
+        Podman {
+            dir,
+            runtime: bin().to_path_buf(),
+            _serial: serial,
+        }
     }
 
     fn cmd(&self) -> Command {
@@ -64,7 +68,12 @@ impl Podman {
 
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "podman {args:?}: {}\n{}", o.status, stderr(&o));
+        assert!(
+            o.status.success(),
+            "podman {args:?}: {}\n{}",
+            o.status,
+            stderr(&o)
+        );
         stdout(&o)
     }
 
@@ -73,7 +82,14 @@ impl Podman {
         let rootfs = self.dir.path().join("rootfs");
         berth_testkit::make_busybox_rootfs(&rootfs);
         let tar = self.dir.path().join("bb.tar");
-        let st = Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").status().unwrap();
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
         assert!(st.success());
         let name = format!("localhost/{}:latest", unique("bb"));
         self.ok(&["import", tar.to_str().unwrap(), &name]);
@@ -83,7 +99,10 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let _ = self.cmd().args(["rm", "--all", "--force", "--time", "0"]).output();
+        let _ = self
+            .cmd()
+            .args(["rm", "--all", "--force", "--time", "0"])
+            .output();
         let _ = self.cmd().args(["system", "reset", "--force"]).output();
         // podman's parent cgroup, left empty (rmdir fails if anything uses it)
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
@@ -96,7 +115,8 @@ impl Drop for Podman {
 }
 
 fn podman_available(test: &str) -> bool {
-    require_root(test) && berth_testkit::require_path(test, "/usr/bin/podman", "podman is not installed")
+    require_root(test)
+        && berth_testkit::require_path(test, "/usr/bin/podman", "podman is not installed")
 }
 
 #[test]
@@ -106,11 +126,33 @@ fn podman_run_rm_with_berth_runtime() {
     }
     let p = Podman::new();
     let img = p.import_busybox();
-    let out = p.ok(&["run", "--rm", "--network", "none", &img, "sh", "-c", "echo hi-from-podman; id -u"]);
+    let out = p.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &img,
+        "sh",
+        "-c",
+        "echo hi-from-podman; id -u",
+    ]);
     assert_eq!(out, "hi-from-podman\n0\n");
-    let o = p.run(&["run", "--rm", "--network", "none", &img, "sh", "-c", "exit 4"]);
+    let o = p.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &img,
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
     assert_eq!(o.status.code(), Some(4));
-    assert_eq!(p.ok(&["ps", "-aq"]).trim(), "", "--rm removed the container");
+    assert_eq!(
+        p.ok(&["ps", "-aq"]).trim(),
+        "",
+        "--rm removed the container"
+    );
 }
 
 #[test]
@@ -121,16 +163,39 @@ fn podman_detached_exec_logs_stop_rm() {
     let p = Podman::new();
     let img = p.import_busybox();
     let name = unique("pd");
-    p.ok(&["run", "-d", "--name", &name, "--network", "none", &img, "sh", "-c", "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done"]);
-    assert_eq!(p.ok(&["exec", &name, "sh", "-c", "echo in-exec"]), "in-exec\n");
+    p.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        &img,
+        "sh",
+        "-c",
+        "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(
+        p.ok(&["exec", &name, "sh", "-c", "echo in-exec"]),
+        "in-exec\n"
+    );
     let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !p.ok(&["logs", &name]).contains("started") {
         assert!(std::time::Instant::now() < end, "no log output");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     p.ok(&["stop", "-t", "5", &name]);
-    let st = p.ok(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &name]);
-    assert_eq!(st.trim(), "exited 0", "stopped by SIGTERM through the runtime's kill");
+    let st = p.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &name,
+    ]);
+    assert_eq!(
+        st.trim(),
+        "exited 0",
+        "stopped by SIGTERM through the runtime's kill"
+    );
     p.ok(&["rm", &name]);
 }
 
@@ -141,7 +206,17 @@ fn podman_memory_limit_reaches_the_cgroup() {
     }
     let p = Podman::new();
     let img = p.import_busybox();
-    let out = p.ok(&["run", "--rm", "--network", "none", "--memory", "64m", &img, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    let out = p.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        &img,
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
     assert_eq!(out.trim(), "67108864");
 }
 
@@ -151,7 +226,10 @@ fn podman_interactive_tty() {
         return;
     }
     if !Path::new("/usr/bin/script").exists() {
-        berth_testkit::skip("podman_interactive_tty", "script(1) from bsdutils is not installed");
+        berth_testkit::skip(
+            "podman_interactive_tty",
+            "script(1) from bsdutils is not installed",
+        );
         return;
     }
     let p = Podman::new();
@@ -165,10 +243,23 @@ fn podman_interactive_tty() {
     line.push("'sleep 0.5; test -t 0 && test -t 1 && tty && echo tty-ok'".to_string());
     let envs: Vec<(String, String)> = c
         .get_envs()
-        .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
+        .filter_map(|(k, v)| {
+            Some((
+                k.to_string_lossy().into_owned(),
+                v?.to_string_lossy().into_owned(),
+            ))
+        })
         .collect();
-    let o = Command::new("script").args(["-qec", &line.join(" "), "/dev/null"]).envs(envs).output().unwrap();
+    let o = Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .envs(envs)
+        .output()
+        .unwrap();
     let out = stdout(&o);
-    assert!(out.contains("/dev/pts/0") && out.contains("tty-ok"), "stdin and stdout are the pty: {out}\n{}", stderr(&o));
+    assert!(
+        out.contains("/dev/pts/0") && out.contains("tty-ok"),
+        "stdin and stdout are the pty: {out}\n{}",
+        stderr(&o)
+    );
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
 }

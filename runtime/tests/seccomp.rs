@@ -21,7 +21,10 @@ struct Rt {
 
 impl Rt {
     fn new() -> Rt {
-        Rt { root: state_root(), ids: Default::default() }
+        Rt {
+            root: state_root(),
+            ids: Default::default(),
+        }
     }
 
     fn cmd(&self) -> Command {
@@ -33,7 +36,12 @@ impl Rt {
     /// `run` in the foreground: the container's output and exit code.
     fn run(&self, b: &Bundle, id: &str) -> Output {
         self.ids.borrow_mut().push(id.to_string());
-        self.cmd().args(["run", "--bundle"]).arg(b.path()).arg(id).output().expect("spawn runtime")
+        self.cmd()
+            .args(["run", "--bundle"])
+            .arg(b.path())
+            .arg(id)
+            .output()
+            .expect("spawn runtime")
     }
 
     fn create(&self, b: &Bundle, id: &str) -> Output {
@@ -44,9 +52,17 @@ impl Rt {
     }
 
     fn list_ids(&self) -> Vec<String> {
-        let out = self.cmd().args(["list", "--format", "json"]).output().expect("list");
+        let out = self
+            .cmd()
+            .args(["list", "--format", "json"])
+            .output()
+            .expect("list");
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        v.as_array().into_iter().flatten().filter_map(|c| c["id"].as_str().map(String::from)).collect()
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["id"].as_str().map(String::from))
+            .collect()
     }
 }
 
@@ -68,11 +84,19 @@ fn created(mut c: Command) -> Output {
         .stderr(std::fs::File::create(&e).unwrap())
         .status()
         .expect("spawn runtime");
-    Output { status, stdout: std::fs::read(&o).unwrap_or_default(), stderr: std::fs::read(&e).unwrap_or_default() }
+    Output {
+        status,
+        stdout: std::fs::read(&o).unwrap_or_default(),
+        stderr: std::fs::read(&e).unwrap_or_default(),
+    }
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// The C library's message for an errno, as busybox prints it.
@@ -102,20 +126,80 @@ fn seccomp_errno_ret_makes_mkdir_fail_with_that_errno() {
     let rt = Rt::new();
     let out = rt.run(&b, &unique("sc-mkdir"));
     let t = text(&out);
-    assert!(t.contains(&strerror(errno)), "mkdir must fail with errno {errno}: {t}");
-    assert!(t.contains("rc=1") && t.contains("still-running"), "only mkdir is denied: {t}");
-    assert!(!b.rootfs().join("tmp/denied").exists(), "the directory was created");
+    assert!(
+        t.contains(&strerror(errno)),
+        "mkdir must fail with errno {errno}: {t}"
+    );
+    assert!(
+        t.contains("rc=1") && t.contains("still-running"),
+        "only mkdir is denied: {t}"
+    );
+    assert!(
+        !b.rootfs().join("tmp/denied").exists(),
+        "the directory was created"
+    );
 }
 
 /// Everything busybox `sh`, `echo` and `uname` need after the filter is
 /// loaded (with noNewPrivileges the filter is the last thing before exec).
 const ALLOWED: &[&str] = &[
-    "execve", "brk", "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64", "readlink",
-    "readlinkat", "mprotect", "mmap", "munmap", "getrandom", "uname", "write", "writev", "read", "exit_group",
-    "exit", "getuid", "geteuid", "getgid", "getegid", "getpid", "getppid", "rt_sigaction", "rt_sigprocmask",
-    "rt_sigreturn", "fcntl", "dup2", "dup3", "close", "newfstatat", "fstat", "stat", "lstat", "statx", "ioctl",
-    "getcwd", "wait4", "clone", "clone3", "fork", "vfork", "openat", "open", "access", "faccessat2", "lseek",
-    "getpgrp", "setpgid", "futex", "sigaltstack", "getdents64", "chdir", "pipe", "pipe2",
+    "execve",
+    "brk",
+    "arch_prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "rseq",
+    "prlimit64",
+    "readlink",
+    "readlinkat",
+    "mprotect",
+    "mmap",
+    "munmap",
+    "getrandom",
+    "uname",
+    "write",
+    "writev",
+    "read",
+    "exit_group",
+    "exit",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getpid",
+    "getppid",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "fcntl",
+    "dup2",
+    "dup3",
+    "close",
+    "newfstatat",
+    "fstat",
+    "stat",
+    "lstat",
+    "statx",
+    "ioctl",
+    "getcwd",
+    "wait4",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "openat",
+    "open",
+    "access",
+    "faccessat2",
+    "lseek",
+    "getpgrp",
+    "setpgid",
+    "futex",
+    "sigaltstack",
+    "getdents64",
+    "chdir",
+    "pipe",
+    "pipe2",
 ];
 
 #[test]
@@ -127,12 +211,18 @@ fn seccomp_default_deny_with_an_allow_list() {
     let profile = json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": deny,
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": [{"names": ALLOWED, "action": "SCMP_ACT_ALLOW"}]});
-    let b = bundle_with(profile, "echo allowed-$(uname -s); mkdir /tmp/nope; echo mkdir=$?");
+    let b = bundle_with(
+        profile,
+        "echo allowed-$(uname -s); mkdir /tmp/nope; echo mkdir=$?",
+    );
     let rt = Rt::new();
     let out = rt.run(&b, &unique("sc-deny"));
     let t = text(&out);
     assert!(t.contains("allowed-Linux"), "listed syscalls work: {t}");
-    assert!(t.contains(&strerror(deny)), "unlisted syscalls fail with defaultErrnoRet: {t}");
+    assert!(
+        t.contains(&strerror(deny)),
+        "unlisted syscalls fail with defaultErrnoRet: {t}"
+    );
     assert!(t.contains("mkdir=1"), "{t}");
 }
 
@@ -147,12 +237,21 @@ fn seccomp_argument_conditions_select_the_call() {
          "args": [{"index": 1, "value": 0o7000, "valueTwo": 0o4000, "op": "SCMP_CMP_MASKED_EQ"}]},
         {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV,
          "args": [{"index": 2, "value": 0o7000, "valueTwo": 0o4000, "op": "SCMP_CMP_MASKED_EQ"}]}]});
-    let b = bundle_with(profile, "touch /tmp/f; chmod 755 /tmp/f; echo plain=$?; chmod 4755 /tmp/f; echo setuid=$?");
+    let b = bundle_with(
+        profile,
+        "touch /tmp/f; chmod 755 /tmp/f; echo plain=$?; chmod 4755 /tmp/f; echo setuid=$?",
+    );
     let rt = Rt::new();
     let out = rt.run(&b, &unique("sc-args"));
     let t = text(&out);
-    assert!(t.contains("plain=0"), "a mode without setuid passes the masked compare: {t}");
-    assert!(t.contains("setuid=1") && t.contains(&strerror(libc::EXDEV)), "setuid modes are refused: {t}");
+    assert!(
+        t.contains("plain=0"),
+        "a mode without setuid passes the masked compare: {t}"
+    );
+    assert!(
+        t.contains("setuid=1") && t.contains(&strerror(libc::EXDEV)),
+        "setuid modes are refused: {t}"
+    );
 }
 
 #[test]
@@ -168,11 +267,28 @@ fn seccomp_unknown_syscall_fails_create_and_leaves_nothing() {
     let out = rt.create(&b, &id);
     assert!(!out.status.success(), "create must fail");
     let t = text(&out);
-    assert!(t.contains("unknown syscall") && t.contains("no_such_syscall_xyz"), "the error names the syscall: {t}");
-    assert!(rt.list_ids().is_empty(), "no container is left: {:?}", rt.list_ids());
-    let left: Vec<_> = std::fs::read_dir(rt.root.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(left.iter().all(|n| !n.to_string_lossy().contains(&id)), "state left behind: {left:?}");
-    assert!(berth_testkit::mounts_under(&b.rootfs()).is_empty(), "mounts left behind");
+    assert!(
+        t.contains("unknown syscall") && t.contains("no_such_syscall_xyz"),
+        "the error names the syscall: {t}"
+    );
+    assert!(
+        rt.list_ids().is_empty(),
+        "no container is left: {:?}",
+        rt.list_ids()
+    );
+    let left: Vec<_> = std::fs::read_dir(rt.root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.iter().all(|n| !n.to_string_lossy().contains(&id)),
+        "state left behind: {left:?}"
+    );
+    assert!(
+        berth_testkit::mounts_under(&b.rootfs()).is_empty(),
+        "mounts left behind"
+    );
 }
 
 /// What the seccomp agent got: the payload and the notify descriptor.
@@ -193,14 +309,20 @@ fn connection(listener: &UnixListener) -> Option<UnixStream> {
 const NOT_WIRED: &str = "the runtime does not connect to the seccomp listener yet (process.rs/init.rs/exec.rs/container.rs do not pass it to seccomp::load_with)";
 
 fn receive(conn: UnixStream) -> Received {
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     // Peek the payload, then take it with the descriptor.
     let mut buf = vec![0u8; 64 * 1024];
     let n = {
         let mut iov = [IoSliceMut::new(&mut buf)];
-        nix::sys::socket::recvmsg::<()>(conn.as_raw_fd(), &mut iov, None, nix::sys::socket::MsgFlags::MSG_PEEK)
-            .expect("peek payload")
-            .bytes
+        nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            None,
+            nix::sys::socket::MsgFlags::MSG_PEEK,
+        )
+        .expect("peek payload")
+        .bytes
     };
     let payload: Value = serde_json::from_slice(&buf[..n]).expect("payload is json");
     let fd = berth_runtime::sys::recv_fd(conn.as_raw_fd()).expect("SCM_RIGHTS descriptor");
@@ -223,9 +345,12 @@ fn answer_all(fd: &OwnedFd, errno: i32) -> Vec<String> {
         }
         let re = p[0].revents().unwrap_or(PollFlags::empty());
         if re.contains(PollFlags::POLLIN) {
-            let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) else { continue };
+            let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) else {
+                continue;
+            };
             seen.push(req.data.syscall.get_name().unwrap_or_default());
-            let _ = ScmpNotifResp::new_error(req.id, -errno, ScmpNotifRespFlags::empty()).respond(fd.as_raw_fd());
+            let _ = ScmpNotifResp::new_error(req.id, -errno, ScmpNotifRespFlags::empty())
+                .respond(fd.as_raw_fd());
         } else if re.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
             break;
         }
@@ -244,12 +369,16 @@ fn seccomp_notify_delivers_the_fd_to_the_listener() {
     let listener = UnixListener::bind(&sock).expect("bind listener");
     let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": sock, "listenerMetadata": "berth-test",
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]});
-    let b = bundle_with(profile, "(ls -l /proc/self/fd; mkdir /tmp/agent; echo rc=$?) > /out.txt 2>&1");
+    let b = bundle_with(
+        profile,
+        "(ls -l /proc/self/fd; mkdir /tmp/agent; echo rc=$?) > /out.txt 2>&1",
+    );
     let rt = Rt::new();
     let id = unique("sc-notify");
     let o = rt.create(&b, &id);
     assert!(o.status.success(), "create: {}", text(&o));
-    let state: Value = serde_json::from_slice(&rt.cmd().args(["state", &id]).output().unwrap().stdout).unwrap();
+    let state: Value =
+        serde_json::from_slice(&rt.cmd().args(["state", &id]).output().unwrap().stdout).unwrap();
     let Some(conn) = connection(&listener) else {
         skip(name, NOT_WIRED);
         return;
@@ -264,10 +393,23 @@ fn seccomp_notify_delivers_the_fd_to_the_listener() {
     assert!(st.status.success(), "start: {}", text(&st));
     let (payload, link, seen) = agent.join().expect("agent");
     let t = std::fs::read_to_string(b.rootfs().join("out.txt")).unwrap_or_default();
-    assert_eq!(link.to_string_lossy(), "anon_inode:seccomp notify", "the descriptor is a seccomp listener");
-    assert!(seen.iter().any(|s| s.starts_with("mkdir")), "the agent saw the mkdir: {seen:?}");
-    assert!(t.contains(&strerror(libc::ENOLINK)) && t.contains("rc=1"), "the agent's answer reached the container: {t}");
-    assert!(!t.contains("seccomp notify"), "the container must not hold the notify fd: {t}");
+    assert_eq!(
+        link.to_string_lossy(),
+        "anon_inode:seccomp notify",
+        "the descriptor is a seccomp listener"
+    );
+    assert!(
+        seen.iter().any(|s| s.starts_with("mkdir")),
+        "the agent saw the mkdir: {seen:?}"
+    );
+    assert!(
+        t.contains(&strerror(libc::ENOLINK)) && t.contains("rc=1"),
+        "the agent's answer reached the container: {t}"
+    );
+    assert!(
+        !t.contains("seccomp notify"),
+        "the container must not hold the notify fd: {t}"
+    );
     assert_eq!(payload["fds"], json!(["seccompFd"]));
     assert_eq!(payload["metadata"], json!("berth-test"));
     assert_eq!(payload["state"]["id"], json!(id));
@@ -326,18 +468,39 @@ fn seccomp_notify_reaches_the_listener_for_exec() {
         (r.payload, seen)
     });
     let pid_file = dir.path().join("exec.pid");
-    let ex = rt.cmd().args(["exec", "--pid-file"]).arg(&pid_file).args([&id, "sh", "-c", "mkdir /tmp/x; echo rc=$?"]).output().unwrap();
+    let ex = rt
+        .cmd()
+        .args(["exec", "--pid-file"])
+        .arg(&pid_file)
+        .args([&id, "sh", "-c", "mkdir /tmp/x; echo rc=$?"])
+        .output()
+        .unwrap();
     let t = text(&ex);
     let (exec_payload, seen) = exec_agent.join().expect("exec agent");
-    assert!(t.contains(&strerror(libc::ENOLINK)) && t.contains("rc=1"), "the agent answered the exec'd mkdir: {t}");
+    assert!(
+        t.contains(&strerror(libc::ENOLINK)) && t.contains("rc=1"),
+        "the agent answered the exec'd mkdir: {t}"
+    );
     assert!(seen.iter().any(|s| s.starts_with("mkdir")), "{seen:?}");
-    let exec_pid: i64 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    assert_eq!(exec_payload["pid"], json!(exec_pid), "the exec's payload names the exec'd process");
+    let exec_pid: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        exec_payload["pid"],
+        json!(exec_pid),
+        "the exec's payload names the exec'd process"
+    );
     assert_eq!(exec_payload["state"]["id"], json!(id));
-    let state: Value = serde_json::from_slice(&rt.cmd().args(["state", &id]).output().unwrap().stdout).unwrap();
+    let state: Value =
+        serde_json::from_slice(&rt.cmd().args(["state", &id]).output().unwrap().stdout).unwrap();
     let _ = rt.cmd().args(["delete", "--force", &id]).output();
     let init_payload = init_agent.join().expect("init agent");
-    assert_eq!(init_payload["pid"], state["pid"], "the init's payload names the init");
+    assert_eq!(
+        init_payload["pid"], state["pid"],
+        "the init's payload names the init"
+    );
 }
 
 #[test]
@@ -356,7 +519,10 @@ fn seccomp_applies_without_no_new_privileges_to_a_non_root_user() {
     let rt = Rt::new();
     let out = rt.run(&b, &unique("sc-nonnp"));
     let t = text(&out);
-    assert!(t.contains("1000") && t.contains(&strerror(libc::EDQUOT)) && t.contains("rc=1"), "{t}");
+    assert!(
+        t.contains("1000") && t.contains(&strerror(libc::EDQUOT)) && t.contains("rc=1"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -372,7 +538,11 @@ fn seccomp_kill_and_trap_actions_end_the_process_with_sigsys() {
         let out = rt.run(&b, &unique("sc-kill"));
         let t = text(&out);
         assert!(!t.contains("Linux"), "{action}: uname ran: {t}");
-        assert_eq!(out.status.code(), Some(128 + libc::SIGSYS), "{action}: killed by SIGSYS: {t}");
+        assert_eq!(
+            out.status.code(),
+            Some(128 + libc::SIGSYS),
+            "{action}: killed by SIGSYS: {t}"
+        );
     }
 }
 
@@ -381,16 +551,33 @@ const CONTAINERS_PROFILE: &str = "/usr/share/containers/seccomp.json";
 #[test]
 fn seccomp_default_profile_of_containers_common_runs_busybox() {
     let name = "seccomp_default_profile_of_containers_common_runs_busybox";
-    if !require_root(name) || !berth_testkit::require_path(name, CONTAINERS_PROFILE, "Debian golang-github-containers-common") {
+    if !require_root(name)
+        || !berth_testkit::require_path(
+            name,
+            CONTAINERS_PROFILE,
+            "Debian golang-github-containers-common",
+        )
+    {
         return;
     }
-    let d: Value = serde_json::from_slice(&std::fs::read(CONTAINERS_PROFILE).unwrap()).expect("profile json");
-    let b = bundle_with(berth_testkit::default_seccomp_profile_as_oci(&d), "echo hi; mkdir /tmp/x && echo mkdir-ok; grep Seccomp: /proc/self/status");
+    let d: Value =
+        serde_json::from_slice(&std::fs::read(CONTAINERS_PROFILE).unwrap()).expect("profile json");
+    let b = bundle_with(
+        berth_testkit::default_seccomp_profile_as_oci(&d),
+        "echo hi; mkdir /tmp/x && echo mkdir-ok; grep Seccomp: /proc/self/status",
+    );
     let rt = Rt::new();
     let out = rt.run(&b, &unique("sc-default"));
     let t = text(&out);
-    assert!(t.contains("hi") && t.contains("mkdir-ok"), "ordinary work is allowed: {t}");
-    assert!(t.lines().any(|l| l.starts_with("Seccomp:") && l.trim_end().ends_with('2')), "the filter is loaded: {t}");
+    assert!(
+        t.contains("hi") && t.contains("mkdir-ok"),
+        "ordinary work is allowed: {t}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("Seccomp:") && l.trim_end().ends_with('2')),
+        "the filter is loaded: {t}"
+    );
 }
 
 #[test]
@@ -403,11 +590,20 @@ fn seccomp_trace_without_tracer_fails_the_call_and_log_allows_it() {
     let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRACE", "errnoRet": 7},
         {"names": ["rmdir"], "action": "SCMP_ACT_LOG"}]});
-    let b = bundle_with(profile, "mkdir /tmp/traced; echo mkdir=$?; rmdir /bin; echo rmdir-ran");
+    let b = bundle_with(
+        profile,
+        "mkdir /tmp/traced; echo mkdir=$?; rmdir /bin; echo rmdir-ran",
+    );
     let rt = Rt::new();
     let out = rt.run(&b, &unique("sc-trace"));
     let t = text(&out);
-    assert!(t.contains("mkdir=1") && t.contains(&strerror(libc::ENOSYS)), "TRACE without a tracer: {t}");
+    assert!(
+        t.contains("mkdir=1") && t.contains(&strerror(libc::ENOSYS)),
+        "TRACE without a tracer: {t}"
+    );
     // rmdir reached the kernel, which refused a non-empty directory.
-    assert!(t.contains("rmdir-ran") && t.contains(&strerror(libc::ENOTEMPTY)), "LOG lets the call through: {t}");
+    assert!(
+        t.contains("rmdir-ran") && t.contains(&strerror(libc::ENOTEMPTY)),
+        "LOG lets the call through: {t}"
+    );
 }

@@ -25,7 +25,11 @@ struct Rt {
 
 impl Rt {
     fn new() -> Rt {
-        Rt { root: state_root(), ids: Default::default(), children: Default::default() }
+        Rt {
+            root: state_root(),
+            ids: Default::default(),
+            children: Default::default(),
+        }
     }
 
     fn cmd(&self) -> Command {
@@ -45,7 +49,12 @@ impl Rt {
 
     fn run(&self, b: &Bundle, id: &str) -> Output {
         self.track(id);
-        self.cmd().args(["run", "--bundle"]).arg(b.path()).arg(id).output().expect("spawn runtime")
+        self.cmd()
+            .args(["run", "--bundle"])
+            .arg(b.path())
+            .arg(id)
+            .output()
+            .expect("spawn runtime")
     }
 
     /// `sh -c` around the runtime: `prelude` runs first (e.g. `exec 7<DIR`
@@ -86,7 +95,11 @@ impl Rt {
     }
 
     fn spawn(&self, c: &mut Command) -> u32 {
-        let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        let child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
         let pid = child.id();
         self.children.borrow_mut().push(child);
         pid
@@ -115,11 +128,19 @@ fn created(mut c: Command) -> Output {
         .stderr(std::fs::File::create(&e).unwrap())
         .status()
         .expect("spawn runtime");
-    Output { status, stdout: std::fs::read(&o).unwrap_or_default(), stderr: std::fs::read(&e).unwrap_or_default() }
+    Output {
+        status,
+        stdout: std::fs::read(&o).unwrap_or_default(),
+        stderr: std::fs::read(&e).unwrap_or_default(),
+    }
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn bundle(script: &str) -> Bundle {
@@ -136,12 +157,21 @@ fn add_mount(b: &mut Bundle, m: Value) {
 /// Replace the mount at `dest` (the spec's /dev tmpfs, say) by `m`.
 fn replace_mount(b: &mut Bundle, dest: &str, m: Value) {
     let mounts = b.config["mounts"].as_array_mut().expect("mounts");
-    let i = mounts.iter().position(|x| x["destination"] == dest).expect("mount present");
+    let i = mounts
+        .iter()
+        .position(|x| x["destination"] == dest)
+        .expect("mount present");
     mounts[i] = m;
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `dir` (outside every rootfs) must be exactly as the test left it.
@@ -150,8 +180,16 @@ fn assert_untouched(dir: &Path, expected: &[&str], what: &str) {
     got.sort();
     let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
     want.sort();
-    assert_eq!(got, want, "{what}: something was created outside the rootfs in {}", dir.display());
-    assert!(mounts_under(dir).is_empty(), "{what}: something was mounted outside the rootfs");
+    assert_eq!(
+        got,
+        want,
+        "{what}: something was created outside the rootfs in {}",
+        dir.display()
+    );
+    assert!(
+        mounts_under(dir).is_empty(),
+        "{what}: something was mounted outside the rootfs"
+    );
 }
 
 /// A refused container: it must fail, and its error must name the problem.
@@ -183,8 +221,15 @@ fn assert_exe_is_protected(pid: i32, when: &str) -> nix::Result<std::os::fd::Own
     let exe = format!("/proc/{pid}/exe");
     let host = std::fs::metadata(BIN).unwrap();
     let seen = std::fs::metadata(&exe).unwrap();
-    assert!((seen.dev(), seen.ino()) != (host.dev(), host.ino()), "{when}: /proc/{pid}/exe is the host binary");
-    let opath = nix::fcntl::open(exe.as_str(), nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    assert!(
+        (seen.dev(), seen.ino()) != (host.dev(), host.ino()),
+        "{when}: /proc/{pid}/exe is the host binary"
+    );
+    let opath = nix::fcntl::open(
+        exe.as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
     assert_not_writable(&opath, when);
     Ok(opath)
 }
@@ -192,9 +237,15 @@ fn assert_exe_is_protected(pid: i32, when: &str) -> nix::Result<std::os::fd::Own
 fn assert_not_writable(opath: &std::os::fd::OwnedFd, when: &str) {
     let via = format!("/proc/self/fd/{}", opath.as_raw_fd());
     let mut first = [0u8; 1];
-    std::fs::File::open(&via).expect("reopen for reading").read_exact_at(&mut first, 0).expect("read");
+    std::fs::File::open(&via)
+        .expect("reopen for reading")
+        .read_exact_at(&mut first, 0)
+        .expect("read");
     if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&via) {
-        assert!(f.write_at(&first, 0).is_err(), "{when}: the runtime's executable can be written through /proc/<pid>/exe");
+        assert!(
+            f.write_at(&first, 0).is_err(),
+            "{when}: the runtime's executable can be written through /proc/<pid>/exe"
+        );
     }
 }
 
@@ -213,7 +264,9 @@ fn cve_2019_5736_runtime_exe_is_unwritable_during_create_and_exec() {
     // The created init is the runtime itself, waiting inside the container.
     let init = rt.state(&id)["pid"].as_i64().unwrap() as i32;
     let held = assert_exe_is_protected(init, "create").expect("open exe");
-    let image = std::fs::metadata(format!("/proc/{init}/exe")).map(|m| (m.dev(), m.ino())).unwrap();
+    let image = std::fs::metadata(format!("/proc/{init}/exe"))
+        .map(|m| (m.dev(), m.ino()))
+        .unwrap();
     rt.ok(&["start", &id]);
     // The runtime is gone from the init; the handle kept from before must
     // still not allow writing (the original exploit's second step).
@@ -225,7 +278,12 @@ fn cve_2019_5736_runtime_exe_is_unwritable_during_create_and_exec() {
     // exec'd process runs; its image must be protected too.
     let pid = rt.spawn(rt.cmd().args(["exec", &id, "sleep", "600"]));
     wait_until("exec'd process", || {
-        let ps = rt.cmd().args(["ps", "--format", "json", &id]).output().map(|o| o.stdout).unwrap_or_default();
+        let ps = rt
+            .cmd()
+            .args(["ps", "--format", "json", &id])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
         serde_json::from_slice::<Vec<i64>>(&ps).is_ok_and(|p| p.len() >= 2)
     });
     assert_exe_is_protected(pid as i32, "exec").expect("open exe");
@@ -243,12 +301,19 @@ fn cve_2019_5736_memfd_fallback_is_sealed() {
     b.set_args(&["sleep", "600"]).save();
     rt.track(&id);
     let mut c = rt.cmd();
-    c.env("BERTH_RUNTIME_SEAL", "memfd").args(["create", "--bundle"]).arg(b.path()).arg(&id);
+    c.env("BERTH_RUNTIME_SEAL", "memfd")
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg(&id);
     let o = created(c);
     assert!(o.status.success(), "create: {}", text(&o));
     let init = rt.state(&id)["pid"].as_i64().unwrap() as i32;
     let link = std::fs::read_link(format!("/proc/{init}/exe")).unwrap();
-    assert!(link.to_string_lossy().starts_with("/memfd:berth-runtime"), "runs from {}", link.display());
+    assert!(
+        link.to_string_lossy().starts_with("/memfd:berth-runtime"),
+        "runs from {}",
+        link.display()
+    );
     assert_exe_is_protected(init, "create (memfd)").expect("open exe");
 }
 
@@ -268,7 +333,14 @@ fn fd_numbers(listing: &str) -> Vec<u32> {
     let mut v: Vec<u32> = listing
         .lines()
         .filter(|l| l.contains(" -> "))
-        .filter_map(|l| l.split(" -> ").next()?.split_whitespace().last()?.parse().ok())
+        .filter_map(|l| {
+            l.split(" -> ")
+                .next()?
+                .split_whitespace()
+                .last()?
+                .parse()
+                .ok()
+        })
         .collect();
     v.sort();
     v
@@ -292,12 +364,24 @@ fn cve_2024_21626_cwd_through_a_leaked_fd_fails_and_no_host_fd_leaks() {
         b.save();
         let id = unique("cve21626");
         rt.track(&id);
-        let o = rt.sh(&format!("exec 7<'{hostq}'"), &format!("run --bundle '{}' {id}", b.path().display()));
+        let o = rt.sh(
+            &format!("exec 7<'{hostq}'"),
+            &format!("run --bundle '{}' {id}", b.path().display()),
+        );
         let t = text(&o);
-        assert!(!t.contains(&marker), "cwd /proc/self/fd/{n} reached the host directory: {t}");
-        assert!(!t.contains("(unreachable)"), "cwd /proc/self/fd/{n} is outside the root: {t}");
+        assert!(
+            !t.contains(&marker),
+            "cwd /proc/self/fd/{n} reached the host directory: {t}"
+        );
+        assert!(
+            !t.contains("(unreachable)"),
+            "cwd /proc/self/fd/{n} is outside the root: {t}"
+        );
         if n == 7 {
-            assert!(!o.status.success(), "cwd through the leaked fd must fail: {t}");
+            assert!(
+                !o.status.success(),
+                "cwd through the leaked fd must fail: {t}"
+            );
         }
     }
     // Nothing but stdio (and what --preserve-fds asks for) reaches the
@@ -306,20 +390,44 @@ fn cve_2024_21626_cwd_through_a_leaked_fd_fails_and_no_host_fd_leaks() {
         let b = bundle("ls -l /proc/$$/fd; true");
         let id = unique("cve21626-fds");
         rt.track(&id);
-        let o = rt.sh(&format!("exec 3<'{hostq}' 7<'{hostq}'"), &format!("run --preserve-fds {preserve} --bundle '{}' {id}", b.path().display()));
+        let o = rt.sh(
+            &format!("exec 3<'{hostq}' 7<'{hostq}'"),
+            &format!(
+                "run --preserve-fds {preserve} --bundle '{}' {id}",
+                b.path().display()
+            ),
+        );
         let t = text(&o);
         assert!(o.status.success(), "{t}");
-        assert_eq!(fd_numbers(&String::from_utf8_lossy(&o.stdout)), want, "descriptors in the container: {t}");
+        assert_eq!(
+            fd_numbers(&String::from_utf8_lossy(&o.stdout)),
+            want,
+            "descriptors in the container: {t}"
+        );
     }
     // exec: the same two checks against a running container.
     let mut b = bundle("true");
     let id = unique("cve21626-exec");
     rt.sleeper(&mut b, &id);
-    let o = rt.sh(&format!("exec 7<'{hostq}'"), &format!("exec --cwd /proc/self/fd/7 {id} ls"));
+    let o = rt.sh(
+        &format!("exec 7<'{hostq}'"),
+        &format!("exec --cwd /proc/self/fd/7 {id} ls"),
+    );
     let t = text(&o);
-    assert!(!o.status.success() && !t.contains(&marker), "exec with cwd through the leaked fd: {t}");
-    let o = rt.sh(&format!("exec 7<'{hostq}'"), &format!("exec {id} sh -c 'ls -l /proc/$$/fd; true'"));
-    assert_eq!(fd_numbers(&String::from_utf8_lossy(&o.stdout)), vec![0, 1, 2], "exec leaks descriptors: {}", text(&o));
+    assert!(
+        !o.status.success() && !t.contains(&marker),
+        "exec with cwd through the leaked fd: {t}"
+    );
+    let o = rt.sh(
+        &format!("exec 7<'{hostq}'"),
+        &format!("exec {id} sh -c 'ls -l /proc/$$/fd; true'"),
+    );
+    assert_eq!(
+        fd_numbers(&String::from_utf8_lossy(&o.stdout)),
+        vec![0, 1, 2],
+        "exec leaks descriptors: {}",
+        text(&o)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -340,11 +448,15 @@ fn cve_2019_18837_cve_2021_30465_mount_destination_symlinks_stay_inside() {
     for typ in ["tmpfs", "bind"] {
         let mut b = bundle("true");
         let up = "../".repeat(40);
-        std::os::unix::fs::symlink(format!("{up}{}", out_abs.display()), b.rootfs().join("rel")).unwrap();
+        std::os::unix::fs::symlink(format!("{up}{}", out_abs.display()), b.rootfs().join("rel"))
+            .unwrap();
         add_mount(&mut b, mount_of(typ, "/rel/sub", src.path()));
         b.save();
         let o = rt.create(&b, &unique("cve18837-rel"));
-        assert!(!o.status.success(), "{typ} mount through an escaping symlink must fail");
+        assert!(
+            !o.status.success(),
+            "{typ} mount through an escaping symlink must fail"
+        );
         assert_names(&o, "outside the container root");
         assert_untouched(&out_abs, &[], typ);
     }
@@ -359,13 +471,26 @@ fn cve_2019_18837_cve_2021_30465_mount_destination_symlinks_stay_inside() {
         let t = text(&o);
         assert!(o.status.success(), "{typ}: {t}");
         if typ == "tmpfs" {
-            assert!(t.contains("tmpfs"), "the container sees its tmpfs at /abs/sub: {t}");
+            assert!(
+                t.contains("tmpfs"),
+                "the container sees its tmpfs at /abs/sub: {t}"
+            );
         } else {
-            assert!(t.contains("from-bind"), "the container sees the bind at /abs/sub: {t}");
+            assert!(
+                t.contains("from-bind"),
+                "the container sees the bind at /abs/sub: {t}"
+            );
         }
         assert_untouched(&out_abs, &[], typ);
-        let inside = b.rootfs().join(out_abs.strip_prefix("/").unwrap()).join("sub");
-        assert!(inside.is_dir(), "the mount point was made inside the rootfs at {}", inside.display());
+        let inside = b
+            .rootfs()
+            .join(out_abs.strip_prefix("/").unwrap())
+            .join("sub");
+        assert!(
+            inside.is_dir(),
+            "the mount point was made inside the rootfs at {}",
+            inside.display()
+        );
     }
 }
 
@@ -383,19 +508,32 @@ fn cve_2021_30465_mount_destination_swapped_to_a_symlink_during_create() {
     let outside = tempdir("outside");
     let mut b = bundle("true");
     b.set_args(&["sleep", "600"]);
-    add_mount(&mut b, json!({"destination": "/race/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
+    add_mount(
+        &mut b,
+        json!({"destination": "/race/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+    );
     b.save();
     let rootfs = b.rootfs();
     std::fs::create_dir(rootfs.join("race")).unwrap();
-    std::os::unix::fs::symlink(format!("{}{}", "../".repeat(40), outside.path().display()), rootfs.join("race-alt")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("{}{}", "../".repeat(40), outside.path().display()),
+        rootfs.join("race-alt"),
+    )
+    .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swapper = {
         let (stop, rootfs) = (stop.clone(), rootfs.clone());
         std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                nix::fcntl::renameat2(nix::fcntl::AT_FDCWD, &rootfs.join("race"), nix::fcntl::AT_FDCWD, &rootfs.join("race-alt"), nix::fcntl::RenameFlags::RENAME_EXCHANGE)
-                    .expect("exchange");
+                nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    &rootfs.join("race"),
+                    nix::fcntl::AT_FDCWD,
+                    &rootfs.join("race-alt"),
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )
+                .expect("exchange");
                 swaps += 1;
             }
             swaps
@@ -412,7 +550,10 @@ fn cve_2021_30465_mount_destination_swapped_to_a_symlink_during_create() {
             // The directory may have been renamed to race-alt after the
             // mount (the mount moves with it): still inside the root.
             let at = |p: &str| info.lines().any(|l| l.split_whitespace().nth(4) == Some(p));
-            assert!(at("/race/sub") || at("/race-alt/sub"), "the tmpfs is not inside the root:\n{info}");
+            assert!(
+                at("/race/sub") || at("/race-alt/sub"),
+                "the tmpfs is not inside the root:\n{info}"
+            );
             rt.ok(&["delete", "--force", &id]);
         } else {
             refused += 1;
@@ -448,11 +589,19 @@ fn cve_2019_16884_cve_2023_27561_cve_2025_54867_proc_sys_dev_symlinks_are_contai
         let outside = tempdir("outside");
         let mut b = bundle("true");
         std::fs::remove_dir(b.rootfs().join(dir)).unwrap();
-        std::os::unix::fs::symlink(format!("{}{}", "../".repeat(40), outside.path().display()), b.rootfs().join(dir)).unwrap();
+        std::os::unix::fs::symlink(
+            format!("{}{}", "../".repeat(40), outside.path().display()),
+            b.rootfs().join(dir),
+        )
+        .unwrap();
         b.config["linux"]["sysctl"] = json!({"kernel.shmmax": "123456789"});
         b.save();
         let o = rt.create(&b, &unique("cve16884-rel"));
-        assert!(!o.status.success(), "/{dir} escaping the rootfs must fail: {}", text(&o));
+        assert!(
+            !o.status.success(),
+            "/{dir} escaping the rootfs must fail: {}",
+            text(&o)
+        );
         assert_untouched(outside.path(), &[], dir);
 
         // Link to a decoy directory inside the rootfs holding fake procfs
@@ -469,12 +618,19 @@ fn cve_2019_16884_cve_2023_27561_cve_2025_54867_proc_sys_dev_symlinks_are_contai
         b.save();
         let o = rt.run(&b, &unique("cve16884-abs"));
         let t = text(&o);
-        assert_eq!(std::fs::read_to_string(decoy.join("sys/kernel/shmmax")).unwrap(), "decoy", "/{dir}: a write landed in the decoy");
+        assert_eq!(
+            std::fs::read_to_string(decoy.join("sys/kernel/shmmax")).unwrap(),
+            "decoy",
+            "/{dir}: a write landed in the decoy"
+        );
         assert_untouched(outside.path(), &[], dir);
         if dir == "dev" {
             // /dev through an in-root link is the container's own choice:
             // devices are made in the decoy, inside the rootfs.
-            assert!(o.status.success() && t.contains("123456789"), "/dev -> /decoy-dev: {t}");
+            assert!(
+                o.status.success() && t.contains("123456789"),
+                "/dev -> /decoy-dev: {t}"
+            );
         } else {
             assert!(!o.status.success(), "{dir} mounted through a symlink: {t}");
             assert_names(&o, "symlink");
@@ -495,9 +651,15 @@ fn cve_2025_31133_cve_2025_62161_masking_refuses_a_fake_dev_null() {
     let rt = Rt::new();
     type MakeNull = fn(&Path, &Path);
     let cases: [(&str, MakeNull); 3] = [
-        ("regular file", |dev, _| std::fs::write(dev.join("null"), "not null").unwrap()),
-        ("symlink to core_pattern", |dev, _| std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", dev.join("null")).unwrap()),
-        ("symlink to a host file", |dev, secret| std::os::unix::fs::symlink(secret, dev.join("null")).unwrap()),
+        ("regular file", |dev, _| {
+            std::fs::write(dev.join("null"), "not null").unwrap()
+        }),
+        ("symlink to core_pattern", |dev, _| {
+            std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", dev.join("null")).unwrap()
+        }),
+        ("symlink to a host file", |dev, secret| {
+            std::os::unix::fs::symlink(secret, dev.join("null")).unwrap()
+        }),
     ];
     let secret_dir = tempdir("secret");
     let secret = secret_dir.path().join("secret");
@@ -507,11 +669,18 @@ fn cve_2025_31133_cve_2025_62161_masking_refuses_a_fake_dev_null() {
         std::fs::write(&secret, "secret").unwrap();
         make(dev.path(), &secret);
         let mut b = bundle("echo container-ran");
-        replace_mount(&mut b, "/dev", json!({"destination": "/dev", "type": "bind", "source": dev.path(), "options": ["rbind"]}));
+        replace_mount(
+            &mut b,
+            "/dev",
+            json!({"destination": "/dev", "type": "bind", "source": dev.path(), "options": ["rbind"]}),
+        );
         b.save();
         let o = rt.run(&b, &unique("cve31133"));
         let t = text(&o);
-        assert!(!o.status.success() && !t.contains("container-ran"), "{what}: masking went ahead: {t}");
+        assert!(
+            !o.status.success() && !t.contains("container-ran"),
+            "{what}: masking went ahead: {t}"
+        );
         assert_names(&o, "/dev/null");
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret");
     }
@@ -519,12 +688,21 @@ fn cve_2025_31133_cve_2025_62161_masking_refuses_a_fake_dev_null() {
     let file_dir = tempdir("fakenull");
     std::fs::write(file_dir.path().join("fake"), "fake").unwrap();
     let mut b = bundle("echo container-ran");
-    add_mount(&mut b, json!({"destination": "/dev/null", "type": "bind", "source": file_dir.path().join("fake"), "options": ["bind"]}));
+    add_mount(
+        &mut b,
+        json!({"destination": "/dev/null", "type": "bind", "source": file_dir.path().join("fake"), "options": ["bind"]}),
+    );
     b.save();
     let o = rt.run(&b, &unique("cve31133-bind"));
     let t = text(&o);
-    assert!(!o.status.success() && !t.contains("container-ran"), "a file bound over /dev/null was used: {t}");
-    assert_eq!(std::fs::read_to_string(file_dir.path().join("fake")).unwrap(), "fake");
+    assert!(
+        !o.status.success() && !t.contains("container-ran"),
+        "a file bound over /dev/null was used: {t}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(file_dir.path().join("fake")).unwrap(),
+        "fake"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -541,12 +719,24 @@ fn cve_2025_52565_console_symlink_cannot_redirect_the_console_mount() {
         let dev = tempdir("dev");
         std::os::unix::fs::symlink(target, dev.path().join("console")).unwrap();
         // A bind-mounted /dev gets no default devices: bring a real null.
-        nix::sys::stat::mknod(&dev.path().join("null"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::from_bits_truncate(0o666), nix::sys::stat::makedev(1, 3)).unwrap();
+        nix::sys::stat::mknod(
+            &dev.path().join("null"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
         let mut b = bundle("true");
-        b.set_script("cat /proc/self/mountinfo > /mountinfo.txt; readlink /proc/self/fd/0 > /stdin.txt");
+        b.set_script(
+            "cat /proc/self/mountinfo > /mountinfo.txt; readlink /proc/self/fd/0 > /stdin.txt",
+        );
         b.config["process"]["terminal"] = json!(true);
         b.config["root"]["readonly"] = json!(false);
-        replace_mount(&mut b, "/dev", json!({"destination": "/dev", "type": "bind", "source": dev.path(), "options": ["rbind"]}));
+        replace_mount(
+            &mut b,
+            "/dev",
+            json!({"destination": "/dev", "type": "bind", "source": dev.path(), "options": ["rbind"]}),
+        );
         b.save();
         let sockdir = tempdir("console");
         let sock = sockdir.path().join("console.sock");
@@ -558,23 +748,44 @@ fn cve_2025_52565_console_symlink_cannot_redirect_the_console_mount() {
             berth_runtime::sys::recv_fd(conn.as_raw_fd()).expect("pty master")
         });
         let mut c = rt.cmd();
-        c.args(["create", "--console-socket"]).arg(&sock).arg("--bundle").arg(b.path()).arg(&id);
+        c.args(["create", "--console-socket"])
+            .arg(&sock)
+            .arg("--bundle")
+            .arg(b.path())
+            .arg(&id);
         let o = created(c);
         assert!(o.status.success(), "create: {}", text(&o));
         let master = taker.join().unwrap();
         rt.ok(&["start", &id]);
         wait_until("container exit", || rt.state(&id)["status"] == "stopped");
         drop(master);
-        let info = std::fs::read_to_string(b.rootfs().join("mountinfo.txt")).expect("mountinfo written");
-        let points: Vec<&str> = info.lines().filter_map(|l| l.split_whitespace().nth(4)).collect();
-        assert!(points.contains(&"/dev/console"), "{target}: the console is mounted at /dev/console: {points:?}");
-        for bad in ["/proc/sys/kernel/core_pattern", "/dev/pts/ptmx", "/dev/pts/0"] {
-            assert!(!points.contains(&bad), "console link to {target}: a mount landed on {bad}");
+        let info =
+            std::fs::read_to_string(b.rootfs().join("mountinfo.txt")).expect("mountinfo written");
+        let points: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .collect();
+        assert!(
+            points.contains(&"/dev/console"),
+            "{target}: the console is mounted at /dev/console: {points:?}"
+        );
+        for bad in [
+            "/proc/sys/kernel/core_pattern",
+            "/dev/pts/ptmx",
+            "/dev/pts/0",
+        ] {
+            assert!(
+                !points.contains(&bad),
+                "console link to {target}: a mount landed on {bad}"
+            );
         }
         let stdin = std::fs::read_to_string(b.rootfs().join("stdin.txt")).unwrap();
         assert!(stdin.starts_with("/dev/pts/"), "stdio is the pty: {stdin}");
         let meta = std::fs::symlink_metadata(dev.path().join("console")).unwrap();
-        assert!(meta.file_type().is_file(), "{target}: /dev/console was replaced by a fresh file");
+        assert!(
+            meta.file_type().is_file(),
+            "{target}: /dev/console was replaced by a fresh file"
+        );
     }
 }
 
@@ -593,7 +804,11 @@ fn cve_2025_52881_sysctl_writes_go_through_verified_procfs() {
     b.config["linux"]["sysctl"] = json!({"kernel.shmmax": "123456789"});
     b.save();
     let o = rt.run(&b, &unique("cve52881-ok"));
-    assert!(o.status.success() && text(&o).contains("123456789"), "sysctl control: {}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("123456789"),
+        "sysctl control: {}",
+        text(&o)
+    );
     // A host file bound over the sysctl's procfs file, and a host
     // directory bound over its procfs directory: the write must fail
     // instead of landing in them.
@@ -605,13 +820,23 @@ fn cve_2025_52881_sysctl_writes_go_through_verified_procfs() {
     ];
     for (dest, src) in cases {
         let mut b = bundle("echo container-ran");
-        add_mount(&mut b, json!({"destination": dest, "type": "bind", "source": src, "options": ["bind"]}));
+        add_mount(
+            &mut b,
+            json!({"destination": dest, "type": "bind", "source": src, "options": ["bind"]}),
+        );
         b.config["linux"]["sysctl"] = json!({"kernel.shmmax": "123456789"});
         b.save();
         let o = rt.run(&b, &unique("cve52881"));
         let t = text(&o);
-        assert!(!o.status.success() && !t.contains("container-ran"), "{dest}: sysctl written through a bind mount: {t}");
-        assert_eq!(std::fs::read_to_string(host.path().join("shmmax")).unwrap(), "host-file", "{dest}: the write landed on the host");
+        assert!(
+            !o.status.success() && !t.contains("container-ran"),
+            "{dest}: sysctl written through a bind mount: {t}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(host.path().join("shmmax")).unwrap(),
+            "host-file",
+            "{dest}: the write landed on the host"
+        );
     }
 }
 
@@ -619,7 +844,10 @@ fn cve_2025_52881_sysctl_writes_go_through_verified_procfs() {
 // CVE-2022-29162: exec must not hand out inheritable capabilities.
 
 fn cap_line(status: &str, key: &str) -> u64 {
-    let l = status.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("{key} in {status}"));
+    let l = status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("{key} in {status}"));
     u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap()
 }
 
@@ -634,17 +862,36 @@ fn cve_2022_29162_exec_gets_no_inheritable_capabilities() {
     let id = unique("cve29162");
     let init = rt.sleeper(&mut b, &id);
     let init_status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
-    assert_eq!(cap_line(&init_status, "CapInh:"), 0, "the init has inheritable capabilities");
-    for extra in [&[][..], &["--cap", "CAP_NET_RAW"][..], &["--cap", "CAP_SYS_ADMIN", "--cap", "CAP_NET_ADMIN"][..]] {
+    assert_eq!(
+        cap_line(&init_status, "CapInh:"),
+        0,
+        "the init has inheritable capabilities"
+    );
+    for extra in [
+        &[][..],
+        &["--cap", "CAP_NET_RAW"][..],
+        &["--cap", "CAP_SYS_ADMIN", "--cap", "CAP_NET_ADMIN"][..],
+    ] {
         let mut args = vec!["exec"];
         args.extend_from_slice(extra);
         args.extend_from_slice(&[&id, "cat", "/proc/self/status"]);
         let o = rt.ok(&args);
         let status = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(cap_line(&status, "CapInh:"), 0, "exec {extra:?} got inheritable capabilities");
-        assert_eq!(cap_line(&status, "CapAmb:") & !cap_line(&status, "CapInh:"), 0);
+        assert_eq!(
+            cap_line(&status, "CapInh:"),
+            0,
+            "exec {extra:?} got inheritable capabilities"
+        );
+        assert_eq!(
+            cap_line(&status, "CapAmb:") & !cap_line(&status, "CapInh:"),
+            0
+        );
         if extra.contains(&"CAP_NET_RAW") {
-            assert_ne!(cap_line(&status, "CapEff:") & (1 << 13), 0, "--cap CAP_NET_RAW is effective");
+            assert_ne!(
+                cap_line(&status, "CapEff:") & (1 << 13),
+                0,
+                "--cap CAP_NET_RAW is effective"
+            );
         }
     }
     // Inheritable capabilities only when the process asks for them.
@@ -656,7 +903,11 @@ fn cve_2022_29162_exec_gets_no_inheritable_capabilities() {
     std::fs::write(&path, process.to_string()).unwrap();
     let o = rt.ok(&["exec", "--process", path.to_str().unwrap(), &id]);
     let status = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(cap_line(&status, "CapInh:"), 1 << 13, "asked-for inheritable capability: {status}");
+    assert_eq!(
+        cap_line(&status, "CapInh:"),
+        1 << 13,
+        "asked-for inheritable capability: {status}"
+    );
 }
 
 /// The five capability sets as configured, for a non-root user (ambient
@@ -696,34 +947,56 @@ fn cve_2023_25809_rootless_without_cgroupns_has_read_only_cgroupfs() {
         return;
     }
     let rt = Rt::new();
-    let mut b = bundle("grep ' /sys/fs/cgroup' /proc/self/mountinfo; mkdir /sys/fs/cgroup/escape; echo mkdir=$?");
+    let mut b = bundle(
+        "grep ' /sys/fs/cgroup' /proc/self/mountinfo; mkdir /sys/fs/cgroup/escape; echo mkdir=$?",
+    );
     // A rootless container's shape: a user namespace mapping root to an
     // unprivileged range, no network namespace (so /sys is the host's,
     // bound recursively) and no cgroup namespace. Started by root with
     // --rootless true: a truly unprivileged caller cannot create cgroups
     // on this host (no delegation), which the runtime does not tolerate yet.
-    b.without_namespace("cgroup").without_namespace("network").with_namespace("user", None);
+    b.without_namespace("cgroup")
+        .without_namespace("network")
+        .with_namespace("user", None);
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     chown_tree(&b.rootfs(), 100000);
     b.save();
     let id = unique("cve25809");
     rt.track(&id);
-    let o = rt.cmd().args(["--rootless", "true", "run", "--bundle"]).arg(b.path()).arg(&id).output().unwrap();
+    let o = rt
+        .cmd()
+        .args(["--rootless", "true", "run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .output()
+        .unwrap();
     let t = text(&o);
-    assert!(t.contains("mkdir="), "the rootless-style container must run: {t}");
-    let lines: Vec<&str> = t.lines().filter(|l| l.contains(" /sys/fs/cgroup")).collect();
+    assert!(
+        t.contains("mkdir="),
+        "the rootless-style container must run: {t}"
+    );
+    let lines: Vec<&str> = t
+        .lines()
+        .filter(|l| l.contains(" /sys/fs/cgroup"))
+        .collect();
     assert!(!lines.is_empty(), "no cgroup mounts seen: {t}");
     for l in &lines {
         let opts = l.split_whitespace().nth(5).unwrap_or("");
-        assert!(opts.split(',').any(|o| o == "ro"), "cgroupfs mounted read-write in a rootless container: {l}\n{t}");
+        assert!(
+            opts.split(',').any(|o| o == "ro"),
+            "cgroupfs mounted read-write in a rootless container: {l}\n{t}"
+        );
     }
     assert!(t.contains("mkdir=1"), "{t}");
 }
 
 fn chown_tree(p: &Path, id: u32) {
     let _ = std::os::unix::fs::lchown(p, Some(id), Some(id));
-    if std::fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false) {
+    if std::fs::symlink_metadata(p)
+        .map(|m| m.is_dir())
+        .unwrap_or(false)
+    {
         for e in std::fs::read_dir(p).unwrap().flatten() {
             chown_tree(&e.path(), id);
         }

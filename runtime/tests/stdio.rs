@@ -16,7 +16,8 @@ fn foreground_run_forwards_signals() {
         return;
     }
     let rt = Rt::new();
-    let b = bundle("trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done");
+    let b =
+        bundle("trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done");
     let log = b.path().join("out.log");
     let f = std::fs::File::create(&log).unwrap();
     let mut child = rt
@@ -28,7 +29,11 @@ fn foreground_run_forwards_signals() {
         .spawn()
         .unwrap();
     wait_for_text(&log, "ready");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let end = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -37,7 +42,12 @@ fn foreground_run_forwards_signals() {
         assert!(Instant::now() < end, "run did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert_eq!(status.code(), Some(42), "{}", std::fs::read_to_string(&log).unwrap());
+    assert_eq!(
+        status.code(),
+        Some(42),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
     assert!(std::fs::read_to_string(&log).unwrap().contains("got-term"));
 }
 
@@ -60,12 +70,19 @@ fn preserve_fds_passes_exactly_the_descriptors_asked_for() {
         b.path().display(),
         unique("fds")
     );
-    let o = Command::new("/bin/sh").args(["-c", &script]).stdin(Stdio::null()).output().unwrap();
+    let o = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let out = stdout(&o);
     assert!(o.status.success(), "{out}{}", stderr(&o));
     let l: Vec<&str> = out.lines().collect();
     // 0,1,2, the preserved 3, and the fd `ls` itself opens for the listing.
-    let fds: Vec<u32> = l[0].split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let fds: Vec<u32> = l[0]
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
     assert_eq!(&fds[..4], &[0, 1, 2, 3], "{out}");
     assert!(fds.len() <= 5, "no other descriptor leaked in: {out}");
     assert_eq!(l[1], "passed-through-fd-3");
@@ -79,12 +96,22 @@ fn preserve_fds_passes_exactly_the_descriptors_asked_for() {
         b.path().display(),
         unique("listen")
     );
-    let o = Command::new("/bin/sh").args(["-c", &script]).stdin(Stdio::null()).output().unwrap();
+    let o = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let out = stdout(&o);
     assert!(o.status.success(), "{out}{}", stderr(&o));
     let l: Vec<&str> = out.lines().collect();
-    assert_eq!(l[1], "passed-through-fd-3", "LISTEN_FDS descriptors are passed");
-    assert_eq!(l[2], "1 1", "LISTEN_FDS and LISTEN_PID are set for the container");
+    assert_eq!(
+        l[1], "passed-through-fd-3",
+        "LISTEN_FDS descriptors are passed"
+    );
+    assert_eq!(
+        l[2], "1 1",
+        "LISTEN_FDS and LISTEN_PID are set for the container"
+    );
 }
 
 #[test]
@@ -94,7 +121,13 @@ fn no_pivot_uses_chroot() {
     }
     let rt = Rt::new();
     let b = bundle("ls /; cat /proc/self/mountinfo | wc -l");
-    let out = rt.ok(&["run", "--no-pivot", "-b", b.path().to_str().unwrap(), &unique("nopivot")]);
+    let out = rt.ok(&[
+        "run",
+        "--no-pivot",
+        "-b",
+        b.path().to_str().unwrap(),
+        &unique("nopivot"),
+    ]);
     assert!(out.lines().any(|l| l == "bin"), "{out}");
 }
 
@@ -107,7 +140,10 @@ fn cgroup_namespace_and_cgroup_mount() {
     let b = bundle("cat /proc/self/cgroup | grep memory; ls /sys/fs/cgroup | grep -c memory; touch /sys/fs/cgroup/memory/x 2>/dev/null && echo rw || echo ro");
     let out = rt.ok(&["run", "-b", b.path().to_str().unwrap(), &unique("cgns")]);
     let l: Vec<&str> = out.lines().collect();
-    assert!(l[0].ends_with(":memory:/"), "the cgroup namespace roots the container's cgroup: {out}");
+    assert!(
+        l[0].ends_with(":memory:/"),
+        "the cgroup namespace roots the container's cgroup: {out}"
+    );
     assert_eq!(l[1], "1", "controllers are mounted: {out}");
     assert_eq!(l[2], "ro", "the cgroup mount is read-only: {out}");
 }
@@ -124,7 +160,9 @@ fn time_namespace_offsets() {
     let rt = Rt::new();
     let mut b = bundle("cut -d' ' -f1 /proc/uptime");
     b.with_namespace("time", None)
-        .edit(|c| c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400000, "nanosecs": 0}}))
+        .edit(|c| {
+            c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400000, "nanosecs": 0}})
+        })
         .save();
     let out = rt.ok(&["run", "-b", b.path().to_str().unwrap(), &unique("time")]);
     let up: f64 = out.trim().parse().unwrap();

@@ -434,7 +434,10 @@ impl Db {
 /// up (released on drop).
 fn init_lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
     let lock_path = path.with_extension("db.init-lock");
-    let ioerr = |source| StorageError::InitLock { path: lock_path.clone(), source };
+    let ioerr = |source| StorageError::InitLock {
+        path: lock_path.clone(),
+        source,
+    };
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

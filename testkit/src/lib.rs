@@ -42,7 +42,11 @@ pub fn skip(test: &str, reason: &str) {
     if let Some(d) = log.parent() {
         let _ = std::fs::create_dir_all(d);
     }
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+    {
         let _ = writeln!(f, "{line}");
     }
 }
@@ -73,12 +77,18 @@ pub fn require_path(test: &str, path: &str, what: &str) -> bool {
 
 /// The workspace root (two levels above this crate's manifest).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
 }
 
 /// A scratch directory under /tmp, removed on drop.
 pub fn tempdir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new().prefix(&format!("berth-{prefix}-")).tempdir().expect("tempdir")
+    tempfile::Builder::new()
+        .prefix(&format!("berth-{prefix}-"))
+        .tempdir()
+        .expect("tempdir")
 }
 
 /// Populate `dir` as a busybox root filesystem: the static busybox binary,
@@ -89,11 +99,28 @@ pub fn make_busybox_rootfs(dir: &Path) {
         Path::new(BUSYBOX).exists(),
         "{BUSYBOX} missing: install Debian's busybox-static (see README)"
     );
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "var", "run"] {
+    for d in [
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home/user",
+        "var",
+        "run",
+    ] {
         std::fs::create_dir_all(dir.join(d)).expect("mkdir rootfs");
     }
     std::fs::copy(BUSYBOX, dir.join("bin/busybox")).expect("copy busybox");
-    let out = Command::new(BUSYBOX).arg("--list").output().expect("busybox --list");
+    let out = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
     for applet in String::from_utf8_lossy(&out.stdout).lines() {
         if applet != "busybox" {
             let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
@@ -104,8 +131,16 @@ pub fn make_busybox_rootfs(dir: &Path) {
         "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     )
     .expect("passwd");
-    std::fs::write(dir.join("etc/group"), "root:x:0:\ntty:x:5:\nuser:x:1000:\nnogroup:x:65534:\n").expect("group");
-    std::fs::set_permissions(dir.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod tmp");
+    std::fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nuser:x:1000:\nnogroup:x:65534:\n",
+    )
+    .expect("group");
+    std::fs::set_permissions(
+        dir.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .expect("chmod tmp");
 }
 
 /// An OCI bundle: `rootfs/` (busybox) and `config.json` made by
@@ -122,10 +157,16 @@ impl Bundle {
     pub fn new(runtime: &Path) -> Bundle {
         let dir = tempdir("bundle");
         make_busybox_rootfs(&dir.path().join("rootfs"));
-        let st = Command::new(runtime).arg("spec").current_dir(dir.path()).status().expect("run spec");
+        let st = Command::new(runtime)
+            .arg("spec")
+            .current_dir(dir.path())
+            .status()
+            .expect("run spec");
         assert!(st.success(), "{} spec failed", runtime.display());
-        let config: Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).expect("read config")).expect("config json");
+        let config: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("config.json")).expect("read config"),
+        )
+        .expect("config json");
         let mut b = Bundle { dir, config };
         b.config["process"]["terminal"] = json!(false);
         b.set_args(&["true"]);
@@ -159,8 +200,11 @@ impl Bundle {
 
     /// Write `config.json`.
     pub fn save(&mut self) -> &mut Self {
-        std::fs::write(self.dir.path().join("config.json"), serde_json::to_vec_pretty(&self.config).expect("json"))
-            .expect("write config");
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).expect("json"),
+        )
+        .expect("write config");
         self
     }
 
@@ -179,7 +223,10 @@ impl Bundle {
         if let Some(p) = path {
             n["path"] = json!(p);
         }
-        self.config["linux"]["namespaces"].as_array_mut().expect("namespaces").push(n);
+        self.config["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .push(n);
         self
     }
 }
@@ -211,13 +258,23 @@ pub fn default_seccomp_profile_as_oci(d: &Value) -> Value {
         .into_iter()
         .flatten()
         .filter(|a| a["architecture"] == "SCMP_ARCH_X86_64")
-        .flat_map(|a| std::iter::once(a["architecture"].clone()).chain(a["subArchitectures"].as_array().cloned().unwrap_or_default()))
+        .flat_map(|a| {
+            std::iter::once(a["architecture"].clone()).chain(
+                a["subArchitectures"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        })
         .collect();
     let listed = |v: &Value, k: &str| v[k].as_array().map(|a| !a.is_empty()).unwrap_or(false);
     let mut rules = Vec::new();
     for s in d["syscalls"].as_array().expect("syscalls") {
         let inc = &s["includes"];
-        if listed(inc, "caps") || (listed(inc, "arches") && !inc["arches"].as_array().unwrap().contains(&json!("amd64"))) {
+        if listed(inc, "caps")
+            || (listed(inc, "arches")
+                && !inc["arches"].as_array().unwrap().contains(&json!("amd64")))
+        {
             continue;
         }
         let mut r = json!({"names": s["names"], "action": s["action"]});
@@ -228,10 +285,10 @@ pub fn default_seccomp_profile_as_oci(d: &Value) -> Value {
         }
         rules.push(r);
     }
-    let mut p = json!({"defaultAction": d["defaultAction"], "architectures": arches, "syscalls": rules});
+    let mut p =
+        json!({"defaultAction": d["defaultAction"], "architectures": arches, "syscalls": rules});
     if !d["defaultErrnoRet"].is_null() {
         p["defaultErrnoRet"] = d["defaultErrnoRet"].clone();
     }
     p
 }
-

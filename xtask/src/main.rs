@@ -23,7 +23,10 @@ fn main() {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -42,7 +45,9 @@ fn run(mut c: Command) -> Result<()> {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// Build berth-runtime, make a busybox bundle, run it.
@@ -60,9 +65,16 @@ fn demo() -> Result<()> {
         .edit(|c| c["hostname"] = serde_json::json!("berth-demo"))
         .save();
     let state = berth_testkit::state_root();
-    println!("$ berth-runtime run --bundle {} demo", bundle.path().display());
+    println!(
+        "$ berth-runtime run --bundle {} demo",
+        bundle.path().display()
+    );
     let mut c = Command::new(&rt);
-    c.arg("--root").arg(state.path()).args(["run", "--bundle"]).arg(bundle.path()).arg("demo");
+    c.arg("--root")
+        .arg(state.path())
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg("demo");
     run(c)?;
     println!("demo: ok ({}, bundle from busybox-static)", rt.display());
     Ok(())
@@ -91,7 +103,14 @@ fn test(extra: &[String]) -> Result<()> {
     };
     let r = test(&["--workspace", "--exclude", "berth-conformance"]);
     // The conformance suite prints its runc / crun / berth table.
-    let c = test(&["-p", "berth-conformance", "--", "--nocapture", "--test-threads", "1"]);
+    let c = test(&[
+        "-p",
+        "berth-conformance",
+        "--",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ]);
     let r = r.and(c);
     let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
     let n = skips.lines().count();
@@ -107,6 +126,15 @@ fn bench(args: &[String]) -> Result<()> {
     r.args(["build", "--release", "-p", "berth-runtime"]);
     run(r)?;
     let mut b = cargo();
-    b.args(["run", "--release", "-p", "berth-benches", "--bin", "compare", "--"]).args(args);
+    b.args([
+        "run",
+        "--release",
+        "-p",
+        "berth-benches",
+        "--bin",
+        "compare",
+        "--",
+    ])
+    .args(args);
     run(b)
 }

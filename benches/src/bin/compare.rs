@@ -17,7 +17,13 @@ use berth_benches::*;
 const ITERATIONS: usize = 30;
 
 fn wrapper(dir: &std::path::Path, bin: &str) -> Result<Vec<String>> {
-    let script = dir.join(format!("wrap-{}", std::path::Path::new(bin).file_name().unwrap().to_string_lossy()));
+    let script = dir.join(format!(
+        "wrap-{}",
+        std::path::Path::new(bin)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+    ));
     let hybrid = std::path::Path::new("/sys/fs/cgroup/unified").exists();
     let body = if hybrid {
         format!("#!/bin/sh\nexec unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified && exec \"$0\" \"$@\"' {bin} \"$@\"\n")
@@ -33,10 +39,18 @@ fn runtimes(dir: &std::path::Path) -> Result<Vec<Runtime>> {
     let berth = std::env::var_os("BERTH_RUNTIME")
         .map(PathBuf::from)
         .unwrap_or_else(|| berth_testkit::workspace_root().join("target/release/berth-runtime"));
-    let mut v = vec![Runtime { name: "berth-runtime".into(), argv: wrapper(dir, berth.to_str().unwrap())?, binary: berth }];
+    let mut v = vec![Runtime {
+        name: "berth-runtime".into(),
+        argv: wrapper(dir, berth.to_str().unwrap())?,
+        binary: berth,
+    }];
     for name in ["crun", "runc"] {
         match which(name) {
-            Some(p) => v.push(Runtime { name: name.into(), argv: wrapper(dir, p.to_str().unwrap())?, binary: p }),
+            Some(p) => v.push(Runtime {
+                name: name.into(),
+                argv: wrapper(dir, p.to_str().unwrap())?,
+                binary: p,
+            }),
             None => eprintln!("compare: {name} not installed, left out"),
         }
     }
@@ -47,7 +61,10 @@ fn runtimes(dir: &std::path::Path) -> Result<Vec<Runtime>> {
 /// the OCI form an engine hands to the runtime.
 fn docker_profile() -> Result<serde_json::Value> {
     let p = berth_testkit::CONTAINERS_SECCOMP_PROFILE;
-    let d: serde_json::Value = serde_json::from_slice(&std::fs::read(p).with_context(|| format!("read {p} (Debian golang-github-containers-common)"))?)?;
+    let d: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p)
+            .with_context(|| format!("read {p} (Debian golang-github-containers-common)"))?,
+    )?;
     Ok(berth_testkit::default_seccomp_profile_as_oci(&d))
 }
 
@@ -76,7 +93,9 @@ fn scenario(name: &str, rts: &[Runtime], bundle: &berth_testkit::Bundle) -> Resu
                 continue;
             }
             let mut c = rt.command(roots[k].path());
-            c.args(["run", "--bundle"]).arg(bundle.path()).arg(format!("bench-{i}"));
+            c.args(["run", "--bundle"])
+                .arg(bundle.path())
+                .arg(format!("bench-{i}"));
             match run_quiet(c) {
                 Ok(d) => times[k].push(d),
                 Err(e) => failed[k] = Some(format!("{e:#}")),
@@ -84,8 +103,15 @@ fn scenario(name: &str, rts: &[Runtime], bundle: &berth_testkit::Bundle) -> Resu
         }
     }
     println!("\n## {name}: run of /bin/true, {ITERATIONS} interleaved iterations");
-    println!("{:<15} {:>10} {:>12} {:>14}", "runtime", "median ms", "vs crun", "peak RSS KiB");
-    let crun_med = rts.iter().position(|r| r.name == "crun").filter(|k| failed[*k].is_none()).map(|k| median(&mut times[k].clone()));
+    println!(
+        "{:<15} {:>10} {:>12} {:>14}",
+        "runtime", "median ms", "vs crun", "peak RSS KiB"
+    );
+    let crun_med = rts
+        .iter()
+        .position(|r| r.name == "crun")
+        .filter(|k| failed[*k].is_none())
+        .map(|k| median(&mut times[k].clone()));
     for (k, rt) in rts.iter().enumerate() {
         if let Some(e) = &failed[k] {
             println!("{:<15} failed: {e}", rt.name);
@@ -93,10 +119,22 @@ fn scenario(name: &str, rts: &[Runtime], bundle: &berth_testkit::Bundle) -> Resu
         }
         let med = median(&mut times[k]);
         let mut c = rt.command(roots[k].path());
-        c.args(["run", "--bundle"]).arg(bundle.path()).arg("bench-rss");
-        let rss = peak_rss_kib(&c).map(|r| r.to_string()).unwrap_or_else(|e| format!("? ({e})"));
-        let ratio = crun_med.map(|c| format!("{:.2}x", ms(med) / ms(c))).unwrap_or_else(|| "-".into());
-        println!("{:<15} {:>10.2} {:>12} {:>14}", rt.name, ms(med), ratio, rss);
+        c.args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg("bench-rss");
+        let rss = peak_rss_kib(&c)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|e| format!("? ({e})"));
+        let ratio = crun_med
+            .map(|c| format!("{:.2}x", ms(med) / ms(c)))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<15} {:>10.2} {:>12} {:>14}",
+            rt.name,
+            ms(med),
+            ratio,
+            rss
+        );
     }
     Ok(())
 }
@@ -107,14 +145,27 @@ fn main() -> Result<()> {
     let berth = &rts[0];
     let mut bundle = berth_testkit::Bundle::new(&berth.binary);
     // crun 1.8 refuses ociVersion 1.2.0; every runtime here accepts 1.0.2.
-    bundle.set_args(&["/bin/true"]).edit(|c| c["ociVersion"] = serde_json::json!("1.0.2")).save();
+    bundle
+        .set_args(&["/bin/true"])
+        .edit(|c| c["ociVersion"] = serde_json::json!("1.0.2"))
+        .save();
     println!("# runtime comparison (wrapper: private mount ns; RSS is of the wrapped run, wrapper included)");
     println!("{:<15} {:>12}", "binary", "size bytes");
     for rt in &rts {
-        println!("{:<15} {:>12}  {}", rt.name, size(&rt.binary), rt.binary.display());
+        println!(
+            "{:<15} {:>12}  {}",
+            rt.name,
+            size(&rt.binary),
+            rt.binary.display()
+        );
     }
     scenario("plain", &rts, &bundle).context("plain scenario")?;
     limited(&mut bundle)?;
-    scenario("memory+pids+cpu limits + docker default seccomp profile", &rts, &bundle).context("limited scenario")?;
+    scenario(
+        "memory+pids+cpu limits + docker default seccomp profile",
+        &rts,
+        &bundle,
+    )
+    .context("limited scenario")?;
     Ok(())
 }

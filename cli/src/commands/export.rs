@@ -25,15 +25,22 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     match &a.output {
         Some(p) => {
             let f = std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?;
-            let f = engine.store().export_snapshot(&rec.id, f).with_context(what)?;
-            f.sync_all().with_context(|| format!("sync {}", p.display()))?;
+            let f = engine
+                .store()
+                .export_snapshot(&rec.id, f)
+                .with_context(what)?;
+            f.sync_all()
+                .with_context(|| format!("sync {}", p.display()))?;
         }
         None => {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 bail!("refusing to write an archive to a terminal; use -o FILE");
             }
             let out = std::io::stdout().lock();
-            let mut out = engine.store().export_snapshot(&rec.id, out).with_context(what)?;
+            let mut out = engine
+                .store()
+                .export_snapshot(&rec.id, out)
+                .with_context(what)?;
             out.flush().context("flush stdout")?;
         }
     }

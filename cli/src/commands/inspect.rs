@@ -12,7 +12,11 @@ pub struct Args {
 
 pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let engine = ctx.engine()?;
-    let v = a.containers.iter().map(|c| engine.inspect(c)).collect::<Result<Vec<_>, _>>()?;
+    let v = a
+        .containers
+        .iter()
+        .map(|c| engine.inspect(c))
+        .collect::<Result<Vec<_>, _>>()?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(ExitCode::SUCCESS)
 }

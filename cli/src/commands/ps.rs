@@ -47,7 +47,9 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Template(t) => rows.iter().for_each(|r| println!("{}", format::render(&t, r))),
+        Format::Template(t) => rows
+            .iter()
+            .for_each(|r| println!("{}", format::render(&t, r))),
         Format::Table => {
             let s = |v: &Value| v.as_str().unwrap_or("").to_string();
             let cells: Vec<Vec<String>> = rows
@@ -58,11 +60,27 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                         cmd.truncate(27);
                         cmd.push_str("...");
                     }
-                    vec![s(&r["Id"])[..12].to_string(), s(&r["Image"]), format!("\"{cmd}\""),
-                        format::human_age(r["Created"].as_i64().unwrap_or(0)), s(&r["Status"]), s(&r["Names"])]
+                    vec![
+                        s(&r["Id"])[..12].to_string(),
+                        s(&r["Image"]),
+                        format!("\"{cmd}\""),
+                        format::human_age(r["Created"].as_i64().unwrap_or(0)),
+                        s(&r["Status"]),
+                        s(&r["Names"]),
+                    ]
                 })
                 .collect();
-            format::table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], &cells);
+            format::table(
+                &[
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "NAMES",
+                ],
+                &cells,
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

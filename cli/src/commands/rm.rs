@@ -18,7 +18,9 @@ pub struct Args {
 pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let engine = ctx.engine()?;
     for c in &a.containers {
-        engine.remove(c, a.force).with_context(|| format!("remove container {c}"))?;
+        engine
+            .remove(c, a.force)
+            .with_context(|| format!("remove container {c}"))?;
         println!("{c}");
     }
     Ok(ExitCode::SUCCESS)

@@ -9,9 +9,11 @@ use berth_engine::{BindMount, Engine, LogFollower, RunOptions};
 use super::Ctx;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Networking: only `--network none` (the default for now: the container \
+#[command(
+    after_help = "Networking: only `--network none` (the default for now: the container \
 gets its own network namespace with loopback only) and `--network host` are supported; bridge \
-networks arrive with berth-netd integration.")]
+networks arrive with berth-netd integration."
+)]
 pub struct Args {
     /// Run in the background and print the container id
     #[arg(short, long)]
@@ -100,9 +102,17 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
         user: a.user.clone(),
         entrypoint: a.entrypoint.clone(),
         cmd: a.command.clone(),
-        mounts: a.volume.iter().map(|v| BindMount::parse(v)).collect::<Result<_, _>>()?,
+        mounts: a
+            .volume
+            .iter()
+            .map(|v| BindMount::parse(v))
+            .collect::<Result<_, _>>()?,
         read_only: a.read_only,
-        memory: a.memory.as_deref().map(berth_engine::parse_size).transpose()?,
+        memory: a
+            .memory
+            .as_deref()
+            .map(berth_engine::parse_size)
+            .transpose()?,
         pids_limit: a.pids_limit,
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
@@ -179,7 +189,11 @@ fn follow(engine: &Engine, id: &str, mut f: LogFollower) -> anyhow::Result<i32> 
 pub fn print_lines(lines: &[berth_engine::LogLine]) {
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     for l in lines {
-        let _ = if l.stream == "stderr" { err.write_all(l.log.as_bytes()) } else { out.write_all(l.log.as_bytes()) };
+        let _ = if l.stream == "stderr" {
+            err.write_all(l.log.as_bytes())
+        } else {
+            out.write_all(l.log.as_bytes())
+        };
     }
     let _ = out.flush();
     let _ = err.flush();

@@ -19,7 +19,9 @@ pub struct Args {
 pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let engine = ctx.engine()?;
     for c in &a.containers {
-        engine.stop(c, Duration::from_secs(a.time)).with_context(|| format!("stop {c}"))?;
+        engine
+            .stop(c, Duration::from_secs(a.time))
+            .with_context(|| format!("stop {c}"))?;
         println!("{c}");
     }
     Ok(ExitCode::SUCCESS)

@@ -8,7 +8,11 @@ use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 pub fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(bin)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
 }
 
 /// berth-runtime: `$BERTH_RUNTIME` or the workspace's debug build; a named
@@ -20,7 +24,10 @@ pub fn berth_runtime(test: &str) -> Option<PathBuf> {
     if p.is_file() {
         return Some(p);
     }
-    berth_testkit::skip(test, "berth-runtime not built: set $BERTH_RUNTIME or build the workspace");
+    berth_testkit::skip(
+        test,
+        "berth-runtime not built: set $BERTH_RUNTIME or build the workspace",
+    );
     None
 }
 
@@ -49,7 +56,9 @@ pub fn reap_orphans(within: Duration) {
     let end = Instant::now() + within;
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+            Ok(WaitStatus::StillAlive) if Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(_) => {}
         }

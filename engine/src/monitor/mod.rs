@@ -89,7 +89,9 @@ impl Args {
                 a.exit_command = it.by_ref().collect();
                 break;
             }
-            let v = it.next().ok_or(MonitorError::Args("option without a value"))?;
+            let v = it
+                .next()
+                .ok_or(MonitorError::Args("option without a value"))?;
             match k.as_str() {
                 "--id" => a.id = v.to_string_lossy().into_owned(),
                 "--runtime" => a.runtime = v.into(),

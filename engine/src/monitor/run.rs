@@ -53,7 +53,11 @@ pub fn main() -> i32 {
             match monitor(&args, &mut report) {
                 Ok(()) => 0,
                 Err(e) => {
-                    let _ = write!(report, "{{\"error\":{}}}", json_str(e.to_string().as_bytes()));
+                    let _ = write!(
+                        report,
+                        "{{\"error\":{}}}",
+                        json_str(e.to_string().as_bytes())
+                    );
                     1
                 }
             }
@@ -120,7 +124,8 @@ fn monitor(a: &Args, report: &mut File) -> Result<(), MonitorError> {
     let _ = (&*alive).write_all(std::process::id().to_string().as_bytes());
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    mask.thread_block().map_err(|e| sys("block SIGCHLD")(e.into()))?;
+    mask.thread_block()
+        .map_err(|e| sys("block SIGCHLD")(e.into()))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| sys("signalfd")(e.into()))?;
     let (pid, out, err) = create_and_start(a)?;
@@ -202,8 +207,16 @@ fn pump(
         .open(&a.log)
         .map_err(sys(format!("open {}", a.log.display())))?;
     let mut streams = [
-        Stream { fd: Some(out), name: "stdout", partial: Vec::new() },
-        Stream { fd: Some(err), name: "stderr", partial: Vec::new() },
+        Stream {
+            fd: Some(out),
+            name: "stdout",
+            partial: Vec::new(),
+        },
+        Stream {
+            fd: Some(err),
+            name: "stderr",
+            partial: Vec::new(),
+        },
     ];
     let mut code = reap(pid);
     let mut deadline: Option<Instant> = code.map(|_| Instant::now() + Duration::from_secs(2));

@@ -29,7 +29,12 @@ const DEV_BLOCK: i32 = 1;
 const DEV_CHAR: i32 = 2;
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn { code, regs: (src << 4) | (dst & 0x0f), off, imm }
+    Insn {
+        code,
+        regs: (src << 4) | (dst & 0x0f),
+        off,
+        imm,
+    }
 }
 
 /// r2 = device type, r3 = requested access, r4 = major, r5 = minor.
@@ -97,17 +102,34 @@ pub fn program(e: &Effective) -> Vec<Insn> {
 pub fn attach_device_filter(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     let prog = program(&effective(rules));
     let fd: OwnedFd = sys::load_device_prog(&prog).map_err(|(source, log)| Error::Sys {
-        op: format!("load the eBPF device program for {} (verifier: {log})", dir.display()),
+        op: format!(
+            "load the eBPF device program for {} (verifier: {log})",
+            dir.display()
+        ),
         source,
     })?;
-    let d = open(dir, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|source| Error::Path { op: "open cgroup", path: dir.to_path_buf(), source })?;
+    let d = open(
+        dir,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|source| Error::Path {
+        op: "open cgroup",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let old = sys::attached_device_progs(d.as_fd()).unwrap_or_default();
-    sys::attach_device_prog(d.as_fd(), fd.as_fd())
-        .map_err(|source| Error::Path { op: "attach the eBPF device program to", path: dir.to_path_buf(), source })?;
+    sys::attach_device_prog(d.as_fd(), fd.as_fd()).map_err(|source| Error::Path {
+        op: "attach the eBPF device program to",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for o in old {
-        sys::detach_device_prog(d.as_fd(), o.as_fd())
-            .map_err(|source| Error::Path { op: "detach the previous eBPF device program from", path: dir.to_path_buf(), source })?;
+        sys::detach_device_prog(d.as_fd(), o.as_fd()).map_err(|source| Error::Path {
+            op: "detach the previous eBPF device program from",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -142,7 +164,9 @@ mod tests {
     }
 
     fn prog(json: &str) -> Vec<Insn> {
-        program(&effective(&serde_json::from_str::<Vec<LinuxDeviceCgroup>>(json).expect("rules")))
+        program(&effective(
+            &serde_json::from_str::<Vec<LinuxDeviceCgroup>>(json).expect("rules"),
+        ))
     }
 
     const R: u8 = super::super::devices::ACC_READ;
@@ -162,20 +186,43 @@ mod tests {
 
     #[test]
     fn config_rules_add_and_narrow() {
-        let p = prog(r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":11,"access":"w"}]"#);
+        let p = prog(
+            r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":11,"access":"w"}]"#,
+        );
         assert!(run(&p, DEV_CHAR, W, 1, 11));
         assert!(!run(&p, DEV_CHAR, R | W, 1, 11), "read was not allowed");
-        let p = prog(r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"b","major":8,"access":"r"}]"#);
+        let p = prog(
+            r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"b","major":8,"access":"r"}]"#,
+        );
         assert!(run(&p, DEV_CHAR, R | W, 1, 11), "allow-all default");
-        assert!(!run(&p, DEV_BLOCK, R, 8, 3), "denied by major wildcard minor");
+        assert!(
+            !run(&p, DEV_BLOCK, R, 8, 3),
+            "denied by major wildcard minor"
+        );
         assert!(run(&p, DEV_BLOCK, W, 8, 3), "write was not denied");
     }
 
     #[test]
     fn encoding_is_the_kernels() {
         let p = prologue();
-        assert_eq!(p[0], Insn { code: 0x61, regs: 0x12, off: 0, imm: 0 });
-        assert_eq!(p[4], Insn { code: 0x61, regs: 0x14, off: 4, imm: 0 });
+        assert_eq!(
+            p[0],
+            Insn {
+                code: 0x61,
+                regs: 0x12,
+                off: 0,
+                imm: 0
+            }
+        );
+        assert_eq!(
+            p[4],
+            Insn {
+                code: 0x61,
+                regs: 0x14,
+                off: 4,
+                imm: 0
+            }
+        );
         assert_eq!(std::mem::size_of::<Insn>(), 8);
     }
 }

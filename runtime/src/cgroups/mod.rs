@@ -59,7 +59,11 @@ pub fn layout() -> Layout {
 pub fn layout_at(root: &Path) -> Layout {
     // The field's type differs between targets (i64 on x86_64 glibc).
     #[allow(clippy::unnecessary_cast)]
-    let fs_type = |p: &Path| nix::sys::statfs::statfs(p).ok().map(|s| s.filesystem_type().0 as i64);
+    let fs_type = |p: &Path| {
+        nix::sys::statfs::statfs(p)
+            .ok()
+            .map(|s| s.filesystem_type().0 as i64)
+    };
     match fs_type(root) {
         Some(CGROUP2_SUPER_MAGIC) => Layout::Unified,
         Some(TMPFS_MAGIC) if fs_type(&root.join("unified")) == Some(CGROUP2_SUPER_MAGIC) => {
@@ -79,10 +83,14 @@ pub struct Hierarchy {
 
 /// The v1 hierarchies mounted on this host, from /proc/self/mountinfo.
 pub fn v1_hierarchies() -> Vec<Hierarchy> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let mut post = post.split_whitespace();
         if post.next() != Some("cgroup") {
             continue;
@@ -90,17 +98,26 @@ pub fn v1_hierarchies() -> Vec<Hierarchy> {
         let _src = post.next();
         let opts = post.next().unwrap_or("");
         let mount = pre.split_whitespace().nth(4).unwrap_or("");
-        let controllers: Vec<String> = opts.split(',').filter(|o| is_controller_opt(o)).map(str::to_string).collect();
+        let controllers: Vec<String> = opts
+            .split(',')
+            .filter(|o| is_controller_opt(o))
+            .map(str::to_string)
+            .collect();
         if !mount.is_empty() && !controllers.is_empty() {
-            out.push(Hierarchy { mount: PathBuf::from(mount), controllers });
+            out.push(Hierarchy {
+                mount: PathBuf::from(mount),
+                controllers,
+            });
         }
     }
     out
 }
 
 fn is_controller_opt(o: &str) -> bool {
-    !matches!(o, "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "noprefix" | "xattr" | "cpuset_v2_mode")
-        && !o.starts_with("relatime")
+    !matches!(
+        o,
+        "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "noprefix" | "xattr" | "cpuset_v2_mode"
+    ) && !o.starts_with("relatime")
         && !o.starts_with("clone_children")
         && !o.starts_with("release_agent")
 }
@@ -143,13 +160,23 @@ pub struct Cgroup {
 pub fn resolve(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Cgroup> {
     if systemd {
         return Err(Error::Cgroup {
-            path: cgroups_path.map(|p| p.display().to_string()).unwrap_or_default(),
+            path: cgroups_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             msg: "systemd cgroup driver requested but systemd is not running on this host".into(),
         });
     }
-    let rel = cgroups_path.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(id));
-    if rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(Error::InvalidConfig(format!("cgroupsPath {} must not contain \"..\"", rel.display())));
+    let rel = cgroups_path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(id));
+    if rel
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::InvalidConfig(format!(
+            "cgroupsPath {} must not contain \"..\"",
+            rel.display()
+        )));
     }
     let layout = layout();
     let place = |mount: &Path, controller: &str| -> PathBuf {
@@ -167,14 +194,24 @@ pub fn resolve(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<C
             .map(|h| place(&h.mount, &h.controllers[0]))
             .collect(),
     };
-    Ok(Cgroup { layout, dirs, root: PathBuf::from(CGROUP_ROOT), created: Arc::default() })
+    Ok(Cgroup {
+        layout,
+        dirs,
+        root: PathBuf::from(CGROUP_ROOT),
+        created: Arc::default(),
+    })
 }
 
 impl Cgroup {
     /// A v2 cgroup at `dir` under the cgroup2 root `root` (unit tests point
     /// both into a temporary directory).
     pub fn unified_at(root: &Path, dir: &Path) -> Cgroup {
-        Cgroup { layout: Layout::Unified, dirs: vec![dir.to_path_buf()], root: root.to_path_buf(), created: Arc::default() }
+        Cgroup {
+            layout: Layout::Unified,
+            dirs: vec![dir.to_path_buf()],
+            root: root.to_path_buf(),
+            created: Arc::default(),
+        }
     }
 
     pub fn is_v2(&self) -> bool {
@@ -190,7 +227,12 @@ impl Cgroup {
                 d.strip_prefix(&self.root)
                     .ok()
                     .and_then(|r| r.components().next())
-                    .map(|c| c.as_os_str().to_string_lossy().split(',').any(|x| x == controller))
+                    .map(|c| {
+                        c.as_os_str()
+                            .to_string_lossy()
+                            .split(',')
+                            .any(|x| x == controller)
+                    })
                     .unwrap_or(false)
             }),
         }
@@ -202,8 +244,12 @@ impl Cgroup {
         let dir = self.dir_for(controller)?;
         match self.layout {
             Layout::Unified => {
-                let avail = fs::read_to_string(self.root.join("cgroup.controllers")).unwrap_or_default();
-                avail.split_whitespace().any(|c| c == controller).then(|| self.root.clone())
+                let avail =
+                    fs::read_to_string(self.root.join("cgroup.controllers")).unwrap_or_default();
+                avail
+                    .split_whitespace()
+                    .any(|c| c == controller)
+                    .then(|| self.root.clone())
             }
             _ => {
                 let first = dir.strip_prefix(&self.root).ok()?.components().next()?;
@@ -218,7 +264,10 @@ impl Cgroup {
     pub fn create_and_enter(&self, pid: i32) -> Result<()> {
         for d in &self.dirs {
             if let Some(top) = mkdir_p(d)? {
-                self.created.lock().unwrap_or_else(|e| e.into_inner()).push((d.clone(), top));
+                self.created
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((d.clone(), top));
             }
             if self.is_v2() {
                 v2::enable_controllers(&self.root, d)?;
@@ -285,14 +334,25 @@ impl Cgroup {
                 match fs::remove_dir(d) {
                     Ok(()) => break,
                     Err(e) if e.kind() == ErrorKind::NotFound => break,
-                    Err(e) if attempt == 199 => last = Some(Error::Io { op: "remove cgroup", path: d.clone(), source: e }),
+                    Err(e) if attempt == 199 => {
+                        last = Some(Error::Io {
+                            op: "remove cgroup",
+                            path: d.clone(),
+                            source: e,
+                        })
+                    }
                     Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
                 }
             }
         }
         // Parents we made, bottom up; one still in use (another container
         // under it) stays.
-        for (leaf, top) in self.created.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (leaf, top) in self
+            .created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             for p in leaf.ancestors().skip(1) {
                 if !p.starts_with(top) || fs::remove_dir(p).is_err() {
                     break;
@@ -324,7 +384,14 @@ impl Cgroup {
 /// Apply `linux.resources` to the cgroup. Call [`validate`] first: this
 /// only writes, and stops at the first write the kernel refuses.
 pub fn apply_resources(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
-    apply(cg, r, Apply { devices: true, live: false })
+    apply(
+        cg,
+        r,
+        Apply {
+            devices: true,
+            live: false,
+        },
+    )
 }
 
 /// What an apply includes.
@@ -372,14 +439,23 @@ pub fn from_saved(s: &str) -> Cgroup {
         Some("hybrid") => Layout::Hybrid,
         _ => Layout::Legacy,
     };
-    Cgroup { layout, dirs: it.map(PathBuf::from).collect(), root: PathBuf::from(CGROUP_ROOT), created: Arc::default() }
+    Cgroup {
+        layout,
+        dirs: it.map(PathBuf::from).collect(),
+        root: PathBuf::from(CGROUP_ROOT),
+        created: Arc::default(),
+    }
 }
 
 /// `create_dir_all`, retried when another process removes an empty
 /// ancestor between our mkdirs (cleanup of a shared parent racing us).
 /// Returns the topmost directory it made, if any.
 fn mkdir_p(d: &Path) -> Result<Option<PathBuf>> {
-    let top = d.ancestors().take_while(|p| !p.exists()).last().map(Path::to_path_buf);
+    let top = d
+        .ancestors()
+        .take_while(|p| !p.exists())
+        .last()
+        .map(Path::to_path_buf);
     let mut attempt = 0;
     loop {
         match fs::create_dir_all(d) {
@@ -424,15 +500,23 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
         .write(true)
         .truncate(true)
         .open(&p)
-        .map_err(|e| Error::Io { op: "open cgroup file", path: p.clone(), source: e })?;
-    f.write_all(value.as_bytes())
-        .map_err(|e| Error::Cgroup { path: p.display().to_string(), msg: format!("write {value:?}: {e}") })
+        .map_err(|e| Error::Io {
+            op: "open cgroup file",
+            path: p.clone(),
+            source: e,
+        })?;
+    f.write_all(value.as_bytes()).map_err(|e| Error::Cgroup {
+        path: p.display().to_string(),
+        msg: format!("write {value:?}: {e}"),
+    })
 }
 
 /// Read a cgroup file, trimmed.
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
     let p = dir.join(file);
-    fs::read_to_string(&p).map(|s| s.trim().to_string()).map_err(io_err("read cgroup file", p))
+    fs::read_to_string(&p)
+        .map(|s| s.trim().to_string())
+        .map_err(io_err("read cgroup file", p))
 }
 
 #[cfg(test)]
@@ -443,16 +527,25 @@ mod tests {
     fn saved_form_round_trips() {
         let cg = Cgroup {
             layout: Layout::Hybrid,
-            dirs: vec!["/sys/fs/cgroup/memory/a".into(), "/sys/fs/cgroup/pids/a".into()],
+            dirs: vec![
+                "/sys/fs/cgroup/memory/a".into(),
+                "/sys/fs/cgroup/pids/a".into(),
+            ],
             root: CGROUP_ROOT.into(),
             created: Arc::default(),
         };
         let back = from_saved(&to_saved(&cg));
         assert_eq!(back.layout, Layout::Hybrid);
         assert_eq!(back.dirs, cg.dirs);
-        assert_eq!(back.dir_for("pids"), Some(Path::new("/sys/fs/cgroup/pids/a")));
+        assert_eq!(
+            back.dir_for("pids"),
+            Some(Path::new("/sys/fs/cgroup/pids/a"))
+        );
         assert_eq!(back.dir_for("cpu"), None);
-        assert_eq!(back.hierarchy_root("memory"), Some(PathBuf::from("/sys/fs/cgroup/memory")));
+        assert_eq!(
+            back.hierarchy_root("memory"),
+            Some(PathBuf::from("/sys/fs/cgroup/memory"))
+        );
     }
 
     #[test]

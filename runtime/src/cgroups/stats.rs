@@ -109,7 +109,10 @@ pub struct BlkioEntry {
 
 #[derive(Serialize, Debug, Default)]
 pub struct Blkio {
-    #[serde(rename = "ioServiceBytesRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "ioServiceBytesRecursive",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
     #[serde(rename = "ioServicedRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
@@ -143,12 +146,18 @@ fn num(dir: &Path, file: &str) -> u64 {
 
 fn nums(dir: &Path, file: &str) -> Vec<u64> {
     fs::read_to_string(dir.join(file))
-        .map(|s| s.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn keyed(dir: &Path, file: &str) -> BTreeMap<String, u64> {
-    fs::read_to_string(dir.join(file)).map(|s| flat_keyed(&s)).unwrap_or_default()
+    fs::read_to_string(dir.join(file))
+        .map(|s| flat_keyed(&s))
+        .unwrap_or_default()
 }
 
 /// Collect the usage of `cg`. Controllers that are missing give zeros.
@@ -167,21 +176,40 @@ pub fn collect(cg: &Cgroup) -> Stats {
         v1_memory(d, &mut s.memory);
     }
     if let Some(d) = cg.dir_for("pids") {
-        s.pids = Pids { current: num(d, "pids.current"), limit: num(d, "pids.max") };
+        s.pids = Pids {
+            current: num(d, "pids.current"),
+            limit: num(d, "pids.max"),
+        };
     }
     if let Some(d) = cg.dir_for("blkio") {
         let pick = |bfq: &str, throttle: &str| {
             let v = blkio_entries(d, bfq);
-            if v.is_empty() { blkio_entries(d, throttle) } else { v }
+            if v.is_empty() {
+                blkio_entries(d, throttle)
+            } else {
+                v
+            }
         };
-        s.blkio.io_service_bytes_recursive =
-            pick("blkio.bfq.io_service_bytes_recursive", "blkio.throttle.io_service_bytes_recursive");
-        s.blkio.io_serviced_recursive = pick("blkio.bfq.io_serviced_recursive", "blkio.throttle.io_serviced_recursive");
+        s.blkio.io_service_bytes_recursive = pick(
+            "blkio.bfq.io_service_bytes_recursive",
+            "blkio.throttle.io_service_bytes_recursive",
+        );
+        s.blkio.io_serviced_recursive = pick(
+            "blkio.bfq.io_serviced_recursive",
+            "blkio.throttle.io_serviced_recursive",
+        );
     }
     if let Some(d) = cg.dir_for("hugetlb") {
         for size in super::validate::hugepage_sizes() {
             let f = |x: &str| num(d, &format!("hugetlb.{size}.{x}"));
-            s.hugetlb.insert(size.clone(), Hugetlb { usage: f("usage_in_bytes"), max: f("max_usage_in_bytes"), failcnt: f("failcnt") });
+            s.hugetlb.insert(
+                size.clone(),
+                Hugetlb {
+                    usage: f("usage_in_bytes"),
+                    max: f("max_usage_in_bytes"),
+                    failcnt: f("failcnt"),
+                },
+            );
         }
     }
     s
@@ -225,13 +253,20 @@ fn v1_memory(d: &Path, m: &mut Memory) {
 
 /// `8:0 Read 4096` lines (v1 blkio).
 fn blkio_entries(d: &Path, file: &str) -> Vec<BlkioEntry> {
-    let Ok(text) = fs::read_to_string(d.join(file)) else { return Vec::new() };
+    let Ok(text) = fs::read_to_string(d.join(file)) else {
+        return Vec::new();
+    };
     text.lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
             let (dev, op, v) = (it.next()?, it.next()?, it.next()?);
             let (ma, mi) = dev.split_once(':')?;
-            Some(BlkioEntry { major: ma.parse().ok()?, minor: mi.parse().ok()?, op: op.to_string(), value: v.parse().ok()? })
+            Some(BlkioEntry {
+                major: ma.parse().ok()?,
+                minor: mi.parse().ok()?,
+                op: op.to_string(),
+                value: v.parse().ok()?,
+            })
         })
         .collect()
 }
@@ -268,14 +303,24 @@ fn v2(d: &Path) -> Stats {
     s.memory.raw = keyed(d, "memory.stat");
     s.memory.cache = s.memory.raw.get("file").copied().unwrap_or(0);
     let pmax = max_file(d, "pids.max");
-    s.pids = Pids { current: num(d, "pids.current"), limit: if pmax == u64::MAX { 0 } else { pmax } };
+    s.pids = Pids {
+        current: num(d, "pids.current"),
+        limit: if pmax == u64::MAX { 0 } else { pmax },
+    };
     s.blkio = v2_io(d);
     for size in super::validate::hugepage_sizes() {
         let ev = keyed(d, &format!("hugetlb.{size}.events"));
         let max = max_file(d, &format!("hugetlb.{size}.max"));
         let usage = num(d, &format!("hugetlb.{size}.current"));
         if d.join(format!("hugetlb.{size}.current")).exists() {
-            s.hugetlb.insert(size, Hugetlb { usage, max: if max == u64::MAX { 0 } else { max }, failcnt: ev.get("max").copied().unwrap_or(0) });
+            s.hugetlb.insert(
+                size,
+                Hugetlb {
+                    usage,
+                    max: if max == u64::MAX { 0 } else { max },
+                    failcnt: ev.get("max").copied().unwrap_or(0),
+                },
+            );
         }
     }
     s
@@ -284,13 +329,21 @@ fn v2(d: &Path) -> Stats {
 /// `8:0 rbytes=1 wbytes=2 rios=3 wios=4 …` lines (v2 io.stat).
 fn v2_io(d: &Path) -> Blkio {
     let mut b = Blkio::default();
-    let Ok(text) = fs::read_to_string(d.join("io.stat")) else { return b };
+    let Ok(text) = fs::read_to_string(d.join("io.stat")) else {
+        return b;
+    };
     for l in text.lines() {
         let mut it = l.split_whitespace();
-        let Some((ma, mi)) = it.next().and_then(|dev| dev.split_once(':')) else { continue };
-        let (Ok(major), Ok(minor)) = (ma.parse(), mi.parse()) else { continue };
+        let Some((ma, mi)) = it.next().and_then(|dev| dev.split_once(':')) else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (ma.parse(), mi.parse()) else {
+            continue;
+        };
         for kv in it {
-            let Some((k, v)) = kv.split_once('=') else { continue };
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
             let Ok(value) = v.parse() else { continue };
             let (list, op) = match k {
                 "rbytes" => (&mut b.io_service_bytes_recursive, "Read"),
@@ -299,7 +352,12 @@ fn v2_io(d: &Path) -> Blkio {
                 "wios" => (&mut b.io_serviced_recursive, "Write"),
                 _ => continue,
             };
-            list.push(BlkioEntry { major, minor, op: op.into(), value });
+            list.push(BlkioEntry {
+                major,
+                minor,
+                op: op.into(),
+                value,
+            });
         }
     }
     b
@@ -319,17 +377,53 @@ mod tests {
         fs::write(d.join("memory.events"), "low 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
         fs::write(d.join("pids.current"), "2\n").unwrap();
         fs::write(d.join("pids.max"), "10\n").unwrap();
-        fs::write(d.join("io.stat"), "8:0 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n").unwrap();
+        fs::write(
+            d.join("io.stat"),
+            "8:0 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
+        )
+        .unwrap();
         let s = v2(d);
-        assert_eq!((s.cpu.usage.total, s.cpu.usage.user, s.cpu.usage.kernel), (5000, 3000, 2000));
-        assert_eq!((s.cpu.throttling.periods, s.cpu.throttling.throttled_periods, s.cpu.throttling.throttled_time), (4, 1, 7000));
-        assert_eq!((s.memory.usage.usage, s.memory.usage.limit, s.memory.usage.failcnt), (4096, u64::MAX, 3));
+        assert_eq!(
+            (s.cpu.usage.total, s.cpu.usage.user, s.cpu.usage.kernel),
+            (5000, 3000, 2000)
+        );
+        assert_eq!(
+            (
+                s.cpu.throttling.periods,
+                s.cpu.throttling.throttled_periods,
+                s.cpu.throttling.throttled_time
+            ),
+            (4, 1, 7000)
+        );
+        assert_eq!(
+            (
+                s.memory.usage.usage,
+                s.memory.usage.limit,
+                s.memory.usage.failcnt
+            ),
+            (4096, u64::MAX, 3)
+        );
         assert_eq!((s.pids.current, s.pids.limit), (2, 10));
-        assert_eq!(s.blkio.io_service_bytes_recursive[0], BlkioEntry { major: 8, minor: 0, op: "Read".into(), value: 512 });
-        let json = serde_json::to_value(Event { typ: "stats", id: "c", data: Some(s) }).unwrap();
+        assert_eq!(
+            s.blkio.io_service_bytes_recursive[0],
+            BlkioEntry {
+                major: 8,
+                minor: 0,
+                op: "Read".into(),
+                value: 512
+            }
+        );
+        let json = serde_json::to_value(Event {
+            typ: "stats",
+            id: "c",
+            data: Some(s),
+        })
+        .unwrap();
         assert_eq!(json["data"]["cpu"]["throttling"]["throttledPeriods"], 1);
         assert_eq!(json["data"]["pids"]["current"], 2);
         // zero values are omitted as runc's omitempty does
-        assert!(json["data"]["blkio"]["ioServiceBytesRecursive"][1].get("value").is_none());
+        assert!(json["data"]["blkio"]["ioServiceBytesRecursive"][1]
+            .get("value")
+            .is_none());
     }
 }

@@ -75,13 +75,16 @@ struct GetFd {
 
 /// bpf(cmd, attr): the attribute struct is passed by pointer with its size.
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> Result<libc::c_long, Errno> {
-    // SAFETY: `attr` is a live, exclusively borrowed #[repr(C)] struct laid
-    // out as the kernel's `union bpf_attr` member for `cmd`, and its exact
-    // size is passed, so the kernel reads and writes only inside it. Every
-    // pointer field in it was set by the callers below to buffers that
-    // outlive this call.
+    // `attr` is a #[repr(C)] `union bpf_attr` member for `cmd`; its pointer
+    // fields were set by the callers below to buffers that outlive the call.
+    // SAFETY: `attr` is live and exclusively borrowed and its exact size is
+    // passed, so the kernel reads and writes only inside it (see above).
     let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
-    if r < 0 { Err(Errno::last()) } else { Ok(r) }
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r)
+    }
 }
 
 /// Load a BPF_PROG_TYPE_CGROUP_DEVICE program; on failure the verifier log.
@@ -138,7 +141,10 @@ pub fn attached_device_progs(dir: BorrowedFd<'_>) -> Result<Vec<OwnedFd>, Errno>
     ids.truncate(attr.prog_cnt as usize);
     let mut out = Vec::new();
     for id in ids {
-        let mut a = GetFd { id, ..Default::default() };
+        let mut a = GetFd {
+            id,
+            ..Default::default()
+        };
         let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut a)?;
         // SAFETY: on success bpf(BPF_PROG_GET_FD_BY_ID) returns a new file
         // descriptor that nothing else owns.

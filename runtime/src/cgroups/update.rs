@@ -30,7 +30,10 @@ pub fn merge(base: &LinuxResources, patch: &LinuxResources) -> LinuxResources {
         }
     }
     let mut b = serde_json::to_value(base).expect("resources serialize");
-    deep(&mut b, serde_json::to_value(patch).expect("resources serialize"));
+    deep(
+        &mut b,
+        serde_json::to_value(patch).expect("resources serialize"),
+    );
     serde_json::from_value(b).expect("merged resources deserialize")
 }
 
@@ -39,20 +42,39 @@ pub fn update_container(root: &Root, id: &str, patch: &LinuxResources) -> Result
     let locked = root.lock(id)?;
     let mut st = root.load(id)?;
     if st.status == Status::Stopped {
-        return Err(Error::BadStatus { id: id.into(), status: "stopped".into(), expected: "running, created or paused" });
+        return Err(Error::BadStatus {
+            id: id.into(),
+            status: "stopped".into(),
+            expected: "running, created or paused",
+        });
     }
-    let cg = st.cgroup_path.as_deref().map(from_saved).ok_or_else(|| Error::Cgroup {
-        path: id.into(),
-        msg: "container has no cgroup to update".into(),
-    })?;
-    let current = st.config.linux().as_ref().and_then(|l| l.resources().clone()).unwrap_or_default();
+    let cg = st
+        .cgroup_path
+        .as_deref()
+        .map(from_saved)
+        .ok_or_else(|| Error::Cgroup {
+            path: id.into(),
+            msg: "container has no cgroup to update".into(),
+        })?;
+    let current = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
     let merged = merge(&current, patch);
     validate(&cg, &merged)?;
-    let how = Apply { devices: patch.devices().is_some(), live: true };
+    let how = Apply {
+        devices: patch.devices().is_some(),
+        live: true,
+    };
     apply(&cg, &merged, how)?;
     let mut cfg = serde_json::to_value(&st.config).expect("spec serializes");
     cfg["linux"]["resources"] = serde_json::to_value(&merged).expect("resources serialize");
-    st.config = serde_json::from_value(cfg).map_err(|e| Error::StateCorrupt { id: id.into(), source: e })?;
+    st.config = serde_json::from_value(cfg).map_err(|e| Error::StateCorrupt {
+        id: id.into(),
+        source: e,
+    })?;
     locked.save(&st)?;
     Ok(merged)
 }
@@ -67,8 +89,13 @@ mod tests {
 
     #[test]
     fn patch_overrides_only_what_it_names() {
-        let base = res(r#"{"memory":{"limit":100,"swap":200},"cpu":{"shares":512,"cpus":"0"},"pids":{"limit":5}}"#);
-        let m = merge(&base, &res(r#"{"memory":{"limit":150},"cpu":{"quota":1000}}"#));
+        let base = res(
+            r#"{"memory":{"limit":100,"swap":200},"cpu":{"shares":512,"cpus":"0"},"pids":{"limit":5}}"#,
+        );
+        let m = merge(
+            &base,
+            &res(r#"{"memory":{"limit":150},"cpu":{"quota":1000}}"#),
+        );
         let m = serde_json::to_value(m).unwrap();
         assert_eq!(m["memory"]["limit"], 150);
         assert_eq!(m["memory"]["swap"], 200);

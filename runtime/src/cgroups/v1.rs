@@ -37,7 +37,11 @@ pub(super) fn apply(cg: &Cgroup, r: &LinuxResources, how: Apply) -> Result<()> {
     }
     if let Some(d) = cg.dir_for("hugetlb") {
         for h in r.hugepage_limits().iter().flatten() {
-            write(d, &format!("hugetlb.{}.limit_in_bytes", h.page_size()), &h.limit().to_string())?;
+            write(
+                d,
+                &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+                &h.limit().to_string(),
+            )?;
         }
     }
     if let Some(n) = r.network() {
@@ -46,7 +50,11 @@ pub(super) fn apply(cg: &Cgroup, r: &LinuxResources, how: Apply) -> Result<()> {
         }
         if let Some(d) = cg.dir_for("net_prio") {
             for p in n.priorities().iter().flatten() {
-                write(d, "net_prio.ifpriomap", &format!("{} {}", p.name(), p.priority()))?;
+                write(
+                    d,
+                    "net_prio.ifpriomap",
+                    &format!("{} {}", p.name(), p.priority()),
+                )?;
             }
         }
     }
@@ -64,7 +72,11 @@ pub(super) fn apply(cg: &Cgroup, r: &LinuxResources, how: Apply) -> Result<()> {
 }
 
 pub(super) fn pids_value(limit: i64) -> String {
-    if limit > 0 { limit.to_string() } else { "max".into() }
+    if limit > 0 {
+        limit.to_string()
+    } else {
+        "max".into()
+    }
 }
 
 fn memory(d: &Path, m: &LinuxMemory, check_before_update: bool) -> Result<()> {
@@ -81,14 +93,18 @@ fn memory(d: &Path, m: &LinuxMemory, check_before_update: bool) -> Result<()> {
             if (l as u64) < usage {
                 return Err(Error::Cgroup {
                     path: d.display().to_string(),
-                    msg: format!("memory limit {l} is below the current usage {usage} (checkBeforeUpdate)"),
+                    msg: format!(
+                        "memory limit {l} is below the current usage {usage} (checkBeforeUpdate)"
+                    ),
                 });
             }
         }
     }
     match (limit, swap) {
         (Some(l), Some(s)) => {
-            let cur: u64 = read(d, "memory.limit_in_bytes")?.parse().unwrap_or(u64::MAX);
+            let cur: u64 = read(d, "memory.limit_in_bytes")?
+                .parse()
+                .unwrap_or(u64::MAX);
             // Raising: swap (memory+swap) first; lowering: memory first.
             if s == -1 || cur < s as u64 {
                 write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
@@ -112,7 +128,9 @@ fn memory(d: &Path, m: &LinuxMemory, check_before_update: bool) -> Result<()> {
         write(d, "memory.oom_control", "1")?;
     }
     if m.kernel().is_some() || m.kernel_tcp().is_some() {
-        crate::log::warn("linux.resources.memory.kernel and kernelTCP are ignored (deprecated in the kernel)");
+        crate::log::warn(
+            "linux.resources.memory.kernel and kernelTCP are ignored (deprecated in the kernel)",
+        );
     }
     Ok(())
 }
@@ -153,7 +171,11 @@ fn cpu(d: &Path, c: &LinuxCpu) -> Result<()> {
 
 fn blkio(d: &Path, b: &LinuxBlockIo) -> Result<()> {
     // CFQ's blkio.weight is gone from current kernels; BFQ has its own.
-    let weight_file = if d.join("blkio.weight").exists() { "blkio.weight" } else { "blkio.bfq.weight" };
+    let weight_file = if d.join("blkio.weight").exists() {
+        "blkio.weight"
+    } else {
+        "blkio.bfq.weight"
+    };
     if let Some(w) = b.weight().filter(|w| *w != 0) {
         write(d, weight_file, &w.to_string())?;
     }
@@ -162,22 +184,46 @@ fn blkio(d: &Path, b: &LinuxBlockIo) -> Result<()> {
     }
     for wd in b.weight_device().iter().flatten() {
         if let Some(w) = wd.weight() {
-            let file = if weight_file == "blkio.weight" { "blkio.weight_device" } else { "blkio.bfq.weight" };
+            let file = if weight_file == "blkio.weight" {
+                "blkio.weight_device"
+            } else {
+                "blkio.bfq.weight"
+            };
             write(d, file, &format!("{}:{} {w}", wd.major(), wd.minor()))?;
         }
         if let Some(w) = wd.leaf_weight() {
-            write(d, "blkio.leaf_weight_device", &format!("{}:{} {w}", wd.major(), wd.minor()))?;
+            write(
+                d,
+                "blkio.leaf_weight_device",
+                &format!("{}:{} {w}", wd.major(), wd.minor()),
+            )?;
         }
     }
     let throttles = [
-        ("blkio.throttle.read_bps_device", b.throttle_read_bps_device()),
-        ("blkio.throttle.write_bps_device", b.throttle_write_bps_device()),
-        ("blkio.throttle.read_iops_device", b.throttle_read_iops_device()),
-        ("blkio.throttle.write_iops_device", b.throttle_write_iops_device()),
+        (
+            "blkio.throttle.read_bps_device",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "blkio.throttle.write_bps_device",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "blkio.throttle.read_iops_device",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "blkio.throttle.write_iops_device",
+            b.throttle_write_iops_device(),
+        ),
     ];
     for (file, list) in throttles {
         for t in list.iter().flatten() {
-            write(d, file, &format!("{}:{} {}", t.major(), t.minor(), t.rate()))?;
+            write(
+                d,
+                file,
+                &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+            )?;
         }
     }
     Ok(())
@@ -197,5 +243,8 @@ pub(super) fn set_frozen(d: &Path, frozen: bool) -> Result<()> {
         // Leave it thawed rather than half-frozen.
         let _ = write(d, "freezer.state", "THAWED");
     }
-    Err(Error::Cgroup { path: d.display().to_string(), msg: format!("did not become {want}") })
+    Err(Error::Cgroup {
+        path: d.display().to_string(),
+        msg: format!("did not become {want}"),
+    })
 }

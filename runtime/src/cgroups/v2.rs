@@ -27,7 +27,11 @@ pub(super) fn apply(d: &Path, r: &LinuxResources, how: Apply) -> Result<()> {
         io(d, b)?;
     }
     for h in r.hugepage_limits().iter().flatten() {
-        write(d, &format!("hugetlb.{}.max", h.page_size()), &h.limit().to_string())?;
+        write(
+            d,
+            &format!("hugetlb.{}.max", h.page_size()),
+            &h.limit().to_string(),
+        )?;
         let rsvd = format!("hugetlb.{}.rsvd.max", h.page_size());
         if d.join(&rsvd).exists() {
             write(d, &rsvd, &h.limit().to_string())?;
@@ -53,12 +57,20 @@ pub(super) fn apply(d: &Path, r: &LinuxResources, how: Apply) -> Result<()> {
 /// runc's conversion of cgroup v1 cpu shares [2, 262144] to cgroup v2
 /// cpu.weight [1, 10000].
 pub fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 { 0 } else { 1 + (shares.saturating_sub(2) * 9999) / 262_142 }
+    if shares == 0 {
+        0
+    } else {
+        1 + (shares.saturating_sub(2) * 9999) / 262_142
+    }
 }
 
 /// runc's conversion of blkio weight [10, 1000] to io.weight [1, 10000].
 pub fn blkio_weight_to_io(w: u16) -> u64 {
-    if w == 0 { 0 } else { 1 + (u64::from(w).saturating_sub(10) * 9999) / 990 }
+    if w == 0 {
+        0
+    } else {
+        1 + (u64::from(w).saturating_sub(10) * 9999) / 990
+    }
 }
 
 /// v1 `memory.swap` is memory+swap; v2 `memory.swap.max` is swap alone.
@@ -72,13 +84,19 @@ pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>,
         0 => Ok(None),
         -1 => Ok(Some("max".into())),
         _ if l == 0 || l == -1 => Err("a swap limit needs a memory limit".into()),
-        _ if s < l => Err(format!("memory+swap limit {s} must be at least the memory limit {l}")),
+        _ if s < l => Err(format!(
+            "memory+swap limit {s} must be at least the memory limit {l}"
+        )),
         _ => Ok(Some((s - l).to_string())),
     }
 }
 
 fn max_or(v: i64) -> String {
-    if v < 0 { "max".into() } else { v.to_string() }
+    if v < 0 {
+        "max".into()
+    } else {
+        v.to_string()
+    }
 }
 
 fn memory(d: &Path, m: &LinuxMemory, check_before_update: bool) -> Result<()> {
@@ -93,7 +111,9 @@ fn memory(d: &Path, m: &LinuxMemory, check_before_update: bool) -> Result<()> {
             if (l as u64) < usage {
                 return Err(Error::Cgroup {
                     path: d.display().to_string(),
-                    msg: format!("memory limit {l} is below the current usage {usage} (checkBeforeUpdate)"),
+                    msg: format!(
+                        "memory limit {l} is below the current usage {usage} (checkBeforeUpdate)"
+                    ),
                 });
             }
         }
@@ -103,10 +123,14 @@ fn memory(d: &Path, m: &LinuxMemory, check_before_update: bool) -> Result<()> {
         write(d, "memory.low", &max_or(r))?;
     }
     if m.swappiness().is_some() {
-        crate::log::warn("linux.resources.memory.swappiness is not supported on cgroup v2: ignored");
+        crate::log::warn(
+            "linux.resources.memory.swappiness is not supported on cgroup v2: ignored",
+        );
     }
     if m.disable_oom_killer() == Some(true) {
-        crate::log::warn("linux.resources.memory.disableOOMKiller is not supported on cgroup v2: ignored");
+        crate::log::warn(
+            "linux.resources.memory.disableOOMKiller is not supported on cgroup v2: ignored",
+        );
     }
     Ok(())
 }
@@ -118,7 +142,9 @@ fn cpu(d: &Path, c: &LinuxCpu) -> Result<()> {
     let quota = c.quota().filter(|q| *q != 0);
     let period = c.period().filter(|p| *p != 0);
     if quota.is_some() || period.is_some() {
-        let q = quota.filter(|q| *q > 0).map_or_else(|| "max".to_string(), |q| q.to_string());
+        let q = quota
+            .filter(|q| *q > 0)
+            .map_or_else(|| "max".to_string(), |q| q.to_string());
         let p = match period {
             Some(p) => p.to_string(),
             // Keep the current period when only the quota changes.
@@ -155,7 +181,11 @@ fn io(d: &Path, b: &LinuxBlockIo) -> Result<()> {
     }
     for wd in b.weight_device().iter().flatten() {
         if let Some(w) = wd.weight() {
-            let (file, v) = if bfq { ("io.bfq.weight", u64::from(w)) } else { ("io.weight", blkio_weight_to_io(w)) };
+            let (file, v) = if bfq {
+                ("io.bfq.weight", u64::from(w))
+            } else {
+                ("io.weight", blkio_weight_to_io(w))
+            };
             write(d, file, &format!("{}:{} {v}", wd.major(), wd.minor()))?;
         }
     }
@@ -167,8 +197,16 @@ fn io(d: &Path, b: &LinuxBlockIo) -> Result<()> {
     ];
     for (key, list) in throttles {
         for t in list.iter().flatten() {
-            let rate = if t.rate() == 0 { "max".to_string() } else { t.rate().to_string() };
-            write(d, "io.max", &format!("{}:{} {key}={rate}", t.major(), t.minor()))?;
+            let rate = if t.rate() == 0 {
+                "max".to_string()
+            } else {
+                t.rate().to_string()
+            };
+            write(
+                d,
+                "io.max",
+                &format!("{}:{} {key}={rate}", t.major(), t.minor()),
+            )?;
         }
     }
     Ok(())
@@ -177,7 +215,11 @@ fn io(d: &Path, b: &LinuxBlockIo) -> Result<()> {
 /// One `rdma.max` line (same format on v1 and v2).
 pub(super) fn rdma_line(dev: &str, l: &LinuxRdma) -> String {
     let v = |x: Option<u32>| x.map_or_else(|| "max".to_string(), |n| n.to_string());
-    format!("{dev} hca_handle={} hca_object={}", v(l.hca_handles()), v(l.hca_objects()))
+    format!(
+        "{dev} hca_handle={} hca_object={}",
+        v(l.hca_handles()),
+        v(l.hca_objects())
+    )
 }
 
 /// Enable every available controller in `cgroup.subtree_control` of each
@@ -186,7 +228,10 @@ pub(super) fn rdma_line(dev: &str, l: &LinuxRdma) -> String {
 /// write to its file then fails with the file's name.
 pub(super) fn enable_controllers(root: &Path, dir: &Path) -> Result<()> {
     let Ok(rel) = dir.strip_prefix(root) else {
-        return Err(Error::Cgroup { path: dir.display().to_string(), msg: format!("not under {}", root.display()) });
+        return Err(Error::Cgroup {
+            path: dir.display().to_string(),
+            msg: format!("not under {}", root.display()),
+        });
     };
     let mut cur = root.to_path_buf();
     for comp in rel.components() {
@@ -216,11 +261,19 @@ pub(super) fn set_frozen(d: &Path, frozen: bool) -> Result<()> {
     if frozen {
         let _ = write(d, "cgroup.freeze", "0");
     }
-    Err(Error::Cgroup { path: d.display().to_string(), msg: format!("did not become {}", if frozen { "frozen" } else { "thawed" }) })
+    Err(Error::Cgroup {
+        path: d.display().to_string(),
+        msg: format!(
+            "did not become {}",
+            if frozen { "frozen" } else { "thawed" }
+        ),
+    })
 }
 
 pub(super) fn frozen(d: &Path) -> bool {
-    fs::read_to_string(d.join("cgroup.freeze")).map(|s| s.trim() == "1").unwrap_or(false)
+    fs::read_to_string(d.join("cgroup.freeze"))
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -229,10 +282,25 @@ mod tests {
     use crate::cgroups::{apply, Cgroup};
 
     const FILES: &[&str] = &[
-        "cgroup.controllers", "cgroup.subtree_control", "cgroup.procs", "cgroup.freeze",
-        "memory.max", "memory.low", "memory.swap.max", "memory.current",
-        "cpu.weight", "cpu.max", "cpu.max.burst", "cpu.idle", "cpuset.cpus", "cpuset.mems",
-        "pids.max", "io.weight", "io.max", "hugetlb.2MB.max", "rdma.max",
+        "cgroup.controllers",
+        "cgroup.subtree_control",
+        "cgroup.procs",
+        "cgroup.freeze",
+        "memory.max",
+        "memory.low",
+        "memory.swap.max",
+        "memory.current",
+        "cpu.weight",
+        "cpu.max",
+        "cpu.max.burst",
+        "cpu.idle",
+        "cpuset.cpus",
+        "cpuset.mems",
+        "pids.max",
+        "io.weight",
+        "io.max",
+        "hugetlb.2MB.max",
+        "rdma.max",
     ];
 
     fn fake_cgroup() -> (tempfile::TempDir, Cgroup) {
@@ -255,12 +323,23 @@ mod tests {
     }
 
     fn file(cg: &Cgroup, f: &str) -> String {
-        fs::read_to_string(cg.dirs[0].join(f)).expect("read").trim().to_string()
+        fs::read_to_string(cg.dirs[0].join(f))
+            .expect("read")
+            .trim()
+            .to_string()
     }
 
     fn check(json: &str, want: &[(&str, &str)]) {
         let (_t, cg) = fake_cgroup();
-        apply(&cg, &res(json), Apply { devices: true, live: true }).expect("apply");
+        apply(
+            &cg,
+            &res(json),
+            Apply {
+                devices: true,
+                live: true,
+            },
+        )
+        .expect("apply");
         for (f, v) in want {
             assert_eq!(file(&cg, f), *v, "{f} after {json}");
         }
@@ -268,30 +347,61 @@ mod tests {
 
     #[test]
     fn memory_files() {
-        check(r#"{"memory":{"limit":1048576,"reservation":524288,"swap":3145728}}"#,
-            &[("memory.max", "1048576"), ("memory.low", "524288"), ("memory.swap.max", "2097152")]);
-        check(r#"{"memory":{"limit":-1}}"#, &[("memory.max", "max"), ("memory.swap.max", "max")]);
+        check(
+            r#"{"memory":{"limit":1048576,"reservation":524288,"swap":3145728}}"#,
+            &[
+                ("memory.max", "1048576"),
+                ("memory.low", "524288"),
+                ("memory.swap.max", "2097152"),
+            ],
+        );
+        check(
+            r#"{"memory":{"limit":-1}}"#,
+            &[("memory.max", "max"), ("memory.swap.max", "max")],
+        );
     }
 
     #[test]
     fn cpu_files() {
-        check(r#"{"cpu":{"shares":1024,"quota":50000,"period":200000,"burst":1000,"idle":1,"cpus":"0","mems":"0"}}"#,
-            &[("cpu.weight", "39"), ("cpu.max", "50000 200000"), ("cpu.max.burst", "1000"), ("cpu.idle", "1"),
-              ("cpuset.cpus", "0"), ("cpuset.mems", "0")]);
+        check(
+            r#"{"cpu":{"shares":1024,"quota":50000,"period":200000,"burst":1000,"idle":1,"cpus":"0","mems":"0"}}"#,
+            &[
+                ("cpu.weight", "39"),
+                ("cpu.max", "50000 200000"),
+                ("cpu.max.burst", "1000"),
+                ("cpu.idle", "1"),
+                ("cpuset.cpus", "0"),
+                ("cpuset.mems", "0"),
+            ],
+        );
         // quota alone keeps the current period; -1 is unlimited
         check(r#"{"cpu":{"quota":20000}}"#, &[("cpu.max", "20000 100000")]);
-        check(r#"{"cpu":{"quota":-1,"period":100000}}"#, &[("cpu.max", "max 100000")]);
+        check(
+            r#"{"cpu":{"quota":-1,"period":100000}}"#,
+            &[("cpu.max", "max 100000")],
+        );
     }
 
     #[test]
     fn pids_io_hugetlb_rdma_unified_files() {
         check(r#"{"pids":{"limit":42}}"#, &[("pids.max", "42")]);
         check(r#"{"pids":{"limit":-1}}"#, &[("pids.max", "max")]);
-        check(r#"{"blockIO":{"weight":500,"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1048576}]}}"#,
-            &[("io.weight", "4950"), ("io.max", "8:0 rbps=1048576")]);
-        check(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#, &[("hugetlb.2MB.max", "4194304")]);
-        check(r#"{"rdma":{"mlx4_0":{"hcaHandles":3}}}"#, &[("rdma.max", "mlx4_0 hca_handle=3 hca_object=max")]);
-        check(r#"{"pids":{"limit":5},"unified":{"pids.max":"7","memory.low":"1"}}"#, &[("pids.max", "7"), ("memory.low", "1")]);
+        check(
+            r#"{"blockIO":{"weight":500,"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1048576}]}}"#,
+            &[("io.weight", "4950"), ("io.max", "8:0 rbps=1048576")],
+        );
+        check(
+            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
+            &[("hugetlb.2MB.max", "4194304")],
+        );
+        check(
+            r#"{"rdma":{"mlx4_0":{"hcaHandles":3}}}"#,
+            &[("rdma.max", "mlx4_0 hca_handle=3 hca_object=max")],
+        );
+        check(
+            r#"{"pids":{"limit":5},"unified":{"pids.max":"7","memory.low":"1"}}"#,
+            &[("pids.max", "7"), ("memory.low", "1")],
+        );
     }
 
     #[test]
@@ -312,7 +422,15 @@ mod tests {
         let (_t, cg) = fake_cgroup();
         fs::write(cg.dirs[0].join("memory.current"), "2000000\n").expect("usage");
         let r = res(r#"{"memory":{"limit":1000000,"checkBeforeUpdate":true}}"#);
-        let e = apply(&cg, &r, Apply { devices: false, live: true }).unwrap_err();
+        let e = apply(
+            &cg,
+            &r,
+            Apply {
+                devices: false,
+                live: true,
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("below the current usage"), "{e}");
         assert_eq!(file(&cg, "memory.max"), "");
     }
@@ -322,8 +440,14 @@ mod tests {
         let (t, cg) = fake_cgroup();
         enable_controllers(t.path(), &cg.dirs[0]).expect("enable");
         // one write per controller: the file holds the last one
-        assert_eq!(fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(), "+io");
-        assert_eq!(fs::read_to_string(t.path().join("berth/cgroup.subtree_control")).unwrap(), "+io");
+        assert_eq!(
+            fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(),
+            "+io"
+        );
+        assert_eq!(
+            fs::read_to_string(t.path().join("berth/cgroup.subtree_control")).unwrap(),
+            "+io"
+        );
         assert_eq!(file(&cg, "cgroup.subtree_control"), "");
         cg.set_frozen(true).expect("freeze");
         assert!(cg.frozen());

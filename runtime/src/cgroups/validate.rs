@@ -21,7 +21,9 @@ fn bad<T>(msg: String) -> Result<T> {
 pub fn validate(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
     let need = |ctrl: &str, what: &str| -> Result<()> {
         if cg.hierarchy_root(ctrl).is_none() {
-            return bad(format!("{what}: the {ctrl} cgroup controller is not available on this host"));
+            return bad(format!(
+                "{what}: the {ctrl} cgroup controller is not available on this host"
+            ));
         }
         Ok(())
     };
@@ -72,28 +74,40 @@ pub fn validate(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
 type Need<'a> = &'a dyn Fn(&str, &str) -> Result<()>;
 
 fn has_file(cg: &Cgroup, ctrl: &str, file: &str) -> bool {
-    cg.hierarchy_root(ctrl).is_some_and(|r| r.join(file).exists())
+    cg.hierarchy_root(ctrl)
+        .is_some_and(|r| r.join(file).exists())
 }
 
 fn memory(cg: &Cgroup, m: &LinuxMemory, need: Need<'_>) -> Result<()> {
-    for (name, v) in [("limit", m.limit()), ("reservation", m.reservation()), ("swap", m.swap())] {
+    for (name, v) in [
+        ("limit", m.limit()),
+        ("reservation", m.reservation()),
+        ("swap", m.swap()),
+    ] {
         match v {
             None | Some(0) => {}
-            Some(v) if v < -1 => return bad(format!("memory.{name} {v} is invalid: use -1 (unlimited) or a byte count")),
+            Some(v) if v < -1 => {
+                return bad(format!(
+                    "memory.{name} {v} is invalid: use -1 (unlimited) or a byte count"
+                ))
+            }
             Some(_) => need("memory", &format!("memory.{name}"))?,
         }
     }
     let (limit, swap) = (m.limit().unwrap_or(0), m.swap().unwrap_or(0));
     if swap > 0 {
         if limit > 0 && swap < limit {
-            return bad(format!("memory.swap {swap} (memory+swap) must be at least memory.limit {limit}"));
+            return bad(format!(
+                "memory.swap {swap} (memory+swap) must be at least memory.limit {limit}"
+            ));
         }
         if !cg.is_v2() && !has_file(cg, "memory", "memory.memsw.limit_in_bytes") {
             return bad("memory.swap: swap accounting is not enabled in this kernel".into());
         }
     }
     if cg.is_v2() {
-        super::v2::swap_max(m.limit(), m.swap()).or_else(|msg| bad(format!("memory.swap: {msg}")))?;
+        super::v2::swap_max(m.limit(), m.swap())
+            .or_else(|msg| bad(format!("memory.swap: {msg}")))?;
     }
     if let Some(s) = m.swappiness() {
         if s > 100 {
@@ -110,24 +124,34 @@ fn memory(cg: &Cgroup, m: &LinuxMemory, need: Need<'_>) -> Result<()> {
 fn cpu(cg: &Cgroup, c: &LinuxCpu, need: Need<'_>) -> Result<()> {
     if let Some(s) = c.shares().filter(|s| *s != 0) {
         if !(2..=262_144).contains(&s) {
-            return bad(format!("cpu.shares {s} is out of the kernel's range [2, 262144]"));
+            return bad(format!(
+                "cpu.shares {s} is out of the kernel's range [2, 262144]"
+            ));
         }
         need("cpu", "cpu.shares")?;
     }
     if let Some(q) = c.quota().filter(|q| *q != 0) {
         if q != -1 && !(1000..=i64::MAX / 1000).contains(&q) {
-            return bad(format!("cpu.quota {q} is invalid: use -1 (unlimited) or at least 1000 (µs)"));
+            return bad(format!(
+                "cpu.quota {q} is invalid: use -1 (unlimited) or at least 1000 (µs)"
+            ));
         }
         need("cpu", "cpu.quota")?;
     }
     if let Some(p) = c.period().filter(|p| *p != 0) {
         if !(1000..=1_000_000).contains(&p) {
-            return bad(format!("cpu.period {p} is out of the kernel's range [1000, 1000000] (µs)"));
+            return bad(format!(
+                "cpu.period {p} is out of the kernel's range [1000, 1000000] (µs)"
+            ));
         }
         need("cpu", "cpu.period")?;
     }
     if let Some(b) = c.burst() {
-        let file = if cg.is_v2() { "cpu.max.burst" } else { "cpu.cfs_burst_us" };
+        let file = if cg.is_v2() {
+            "cpu.max.burst"
+        } else {
+            "cpu.cfs_burst_us"
+        };
         need("cpu", "cpu.burst")?;
         if !cg.is_v2() && !has_file(cg, "cpu", file) {
             return bad(format!("cpu.burst {b}: this kernel has no {file}"));
@@ -165,10 +189,14 @@ fn realtime(cg: &Cgroup, c: &LinuxCpu) -> Result<()> {
         return bad("cpu.realtimeRuntime: this kernel has no realtime group scheduling (CONFIG_RT_GROUP_SCHED)".into());
     }
     if runtime < -1 {
-        return bad(format!("cpu.realtimeRuntime {runtime} is invalid: use -1 or microseconds"));
+        return bad(format!(
+            "cpu.realtimeRuntime {runtime} is invalid: use -1 or microseconds"
+        ));
     }
     if period != 0 && runtime > 0 && runtime as u64 > period {
-        return bad(format!("cpu.realtimeRuntime {runtime} exceeds cpu.realtimePeriod {period}"));
+        return bad(format!(
+            "cpu.realtimeRuntime {runtime} exceeds cpu.realtimePeriod {period}"
+        ));
     }
     Ok(())
 }
@@ -197,17 +225,26 @@ fn cpuset_list(cg: &Cgroup, name: &str, list: &str) -> Result<()> {
     let Some(want) = parse_list(list) else {
         return bad(format!("cpu.{name} {list:?} is not a list like 0-3,5"));
     };
-    let Some(root) = cg.hierarchy_root("cpuset") else { return Ok(()) };
+    let Some(root) = cg.hierarchy_root("cpuset") else {
+        return Ok(());
+    };
     let file = match (cg.is_v2(), name) {
         (true, "cpus") => "cpuset.cpus.effective",
         (true, _) => "cpuset.mems.effective",
         (false, "cpus") => "cpuset.effective_cpus",
         (false, _) => "cpuset.effective_mems",
     };
-    let have = fs::read_to_string(root.join(file)).ok().and_then(|s| parse_list(&s));
+    let have = fs::read_to_string(root.join(file))
+        .ok()
+        .and_then(|s| parse_list(&s));
     if let Some(have) = have {
         if let Some(missing) = want.iter().find(|c| !have.contains(c)) {
-            return bad(format!("cpu.{name} {list:?}: {missing} is not available on this host (have {})", fs::read_to_string(root.join(file)).unwrap_or_default().trim()));
+            return bad(format!(
+                "cpu.{name} {list:?}: {missing} is not available on this host (have {})",
+                fs::read_to_string(root.join(file))
+                    .unwrap_or_default()
+                    .trim()
+            ));
         }
     }
     Ok(())
@@ -217,11 +254,24 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo, need: Need<'_>) -> Result<()> {
     let ctrl = if cg.is_v2() { "io" } else { "blkio" };
     let mut weights: Vec<(String, u16)> = Vec::new();
     weights.extend(b.weight().map(|w| ("blockIO.weight".to_string(), w)));
-    weights.extend(b.leaf_weight().map(|w| ("blockIO.leafWeight".to_string(), w)));
+    weights.extend(
+        b.leaf_weight()
+            .map(|w| ("blockIO.leafWeight".to_string(), w)),
+    );
     for (i, wd) in b.weight_device().iter().flatten().enumerate() {
-        weights.extend(wd.weight().map(|w| (format!("blockIO.weightDevice[{i}].weight"), w)));
-        weights.extend(wd.leaf_weight().map(|w| (format!("blockIO.weightDevice[{i}].leafWeight"), w)));
-        block_device(&format!("blockIO.weightDevice[{i}]"), wd.major(), wd.minor())?;
+        weights.extend(
+            wd.weight()
+                .map(|w| (format!("blockIO.weightDevice[{i}].weight"), w)),
+        );
+        weights.extend(
+            wd.leaf_weight()
+                .map(|w| (format!("blockIO.weightDevice[{i}].leafWeight"), w)),
+        );
+        block_device(
+            &format!("blockIO.weightDevice[{i}]"),
+            wd.major(),
+            wd.minor(),
+        )?;
     }
     for (name, w) in weights.iter().filter(|(_, w)| *w != 0) {
         if !(10..=1000).contains(w) {
@@ -229,7 +279,9 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo, need: Need<'_>) -> Result<()> {
         }
         need(ctrl, name)?;
         if !cg.is_v2() && !weight_supported(cg) {
-            return bad(format!("{name}: this kernel has no blkio weight (needs the BFQ or CFQ scheduler)"));
+            return bad(format!(
+                "{name}: this kernel has no blkio weight (needs the BFQ or CFQ scheduler)"
+            ));
         }
     }
     let throttles = [
@@ -242,7 +294,9 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo, need: Need<'_>) -> Result<()> {
         for (i, t) in list.iter().flatten().enumerate() {
             need(ctrl, &format!("blockIO.{name}"))?;
             if !cg.is_v2() && !has_file(cg, "blkio", "blkio.throttle.read_bps_device") {
-                return bad(format!("blockIO.{name}: this kernel has no blkio throttling"));
+                return bad(format!(
+                    "blockIO.{name}: this kernel has no blkio throttling"
+                ));
             }
             block_device(&format!("blockIO.{name}[{i}]"), t.major(), t.minor())?;
         }
@@ -251,10 +305,15 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo, need: Need<'_>) -> Result<()> {
 }
 
 fn weight_supported(cg: &Cgroup) -> bool {
-    let Some(root) = cg.hierarchy_root("blkio") else { return false };
+    let Some(root) = cg.hierarchy_root("blkio") else {
+        return false;
+    };
     root.join("blkio.weight").exists()
         || fs::read_dir(&root)
-            .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("blkio.bfq.")))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("blkio.bfq."))
+            })
             .unwrap_or(false)
 }
 
@@ -267,11 +326,19 @@ fn block_device(what: &str, major: i64, minor: i64) -> Result<()> {
 
 /// Hugepage sizes the kernel offers, as cgroup file names spell them (2MB, 1GB).
 pub fn hugepage_sizes() -> Vec<String> {
-    let Ok(rd) = fs::read_dir("/sys/kernel/mm/hugepages") else { return Vec::new() };
+    let Ok(rd) = fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return Vec::new();
+    };
     let mut out: Vec<String> = rd
         .flatten()
         .filter_map(|e| {
-            let kb: u64 = e.file_name().to_string_lossy().strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
+            let kb: u64 = e
+                .file_name()
+                .to_string_lossy()
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
             Some(match kb {
                 k if k >= 1 << 20 && k % (1 << 20) == 0 => format!("{}GB", k >> 20),
                 k if k >= 1 << 10 && k % (1 << 10) == 0 => format!("{}MB", k >> 10),
@@ -291,10 +358,16 @@ fn hugetlb(r: &LinuxResources, need: Need<'_>) -> Result<()> {
     let sizes = hugepage_sizes();
     for (i, h) in limits.iter().enumerate() {
         if !sizes.contains(h.page_size()) {
-            return bad(format!("hugepageLimits[{i}].pageSize {:?} is not one of this host's sizes {sizes:?}", h.page_size()));
+            return bad(format!(
+                "hugepageLimits[{i}].pageSize {:?} is not one of this host's sizes {sizes:?}",
+                h.page_size()
+            ));
         }
         if h.limit() < 0 {
-            return bad(format!("hugepageLimits[{i}].limit {} must not be negative", h.limit()));
+            return bad(format!(
+                "hugepageLimits[{i}].limit {} must not be negative",
+                h.limit()
+            ));
         }
         need("hugetlb", &format!("hugepageLimits[{i}]"))?;
     }
@@ -302,20 +375,32 @@ fn hugetlb(r: &LinuxResources, need: Need<'_>) -> Result<()> {
 }
 
 fn unified(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
-    let Some(map) = r.unified().as_ref().filter(|m| !m.is_empty()) else { return Ok(()) };
+    let Some(map) = r.unified().as_ref().filter(|m| !m.is_empty()) else {
+        return Ok(());
+    };
     if !cg.is_v2() {
-        return bad("unified: key/values need cgroup v2; this host uses cgroup v1 controllers".into());
+        return bad(
+            "unified: key/values need cgroup v2; this host uses cgroup v1 controllers".into(),
+        );
     }
     for k in map.keys() {
         let Some((ctrl, _)) = k.split_once('.') else {
-            return bad(format!("unified: key {k:?} is not a cgroup file name (controller.file)"));
+            return bad(format!(
+                "unified: key {k:?} is not a cgroup file name (controller.file)"
+            ));
         };
-        let cgroup_core = k.starts_with("cgroup.") && !matches!(k.as_str(), "cgroup.freeze" | "cgroup.max.depth" | "cgroup.max.descendants");
+        let cgroup_core = k.starts_with("cgroup.")
+            && !matches!(
+                k.as_str(),
+                "cgroup.freeze" | "cgroup.max.depth" | "cgroup.max.descendants"
+            );
         if k.contains('/') || k.contains("..") || cgroup_core {
             return bad(format!("unified: key {k:?} may not be set"));
         }
         if ctrl != "cgroup" && cg.hierarchy_root(ctrl).is_none() {
-            return bad(format!("unified: key {k:?}: the {ctrl} controller is not available on this host"));
+            return bad(format!(
+                "unified: key {k:?}: the {ctrl} controller is not available on this host"
+            ));
         }
     }
     Ok(())
@@ -327,7 +412,10 @@ mod tests {
 
     #[test]
     fn cpuset_lists_parse() {
-        assert_eq!(parse_list("0-2,5"), Some([0, 1, 2, 5].into_iter().collect()));
+        assert_eq!(
+            parse_list("0-2,5"),
+            Some([0, 1, 2, 5].into_iter().collect())
+        );
         assert_eq!(parse_list("3"), Some([3].into_iter().collect()));
         assert_eq!(parse_list("2-1"), None);
         assert_eq!(parse_list("a"), None);
@@ -335,7 +423,11 @@ mod tests {
 
     fn v2_fake() -> (tempfile::TempDir, Cgroup) {
         let t = tempfile::tempdir().expect("tempdir");
-        fs::write(t.path().join("cgroup.controllers"), "cpu memory pids cpuset\n").expect("controllers");
+        fs::write(
+            t.path().join("cgroup.controllers"),
+            "cpu memory pids cpuset\n",
+        )
+        .expect("controllers");
         fs::write(t.path().join("cpuset.cpus.effective"), "0-1\n").expect("cpus");
         let cg = Cgroup::unified_at(t.path(), &t.path().join("x"));
         (t, cg)
@@ -353,22 +445,43 @@ mod tests {
 
     #[test]
     fn v2_values_are_checked() {
-        check(r#"{"memory":{"limit":1048576,"swap":2097152},"cpu":{"shares":512,"quota":5000,"cpus":"1"},"pids":{"limit":9}}"#, None);
+        check(
+            r#"{"memory":{"limit":1048576,"swap":2097152},"cpu":{"shares":512,"quota":5000,"cpus":"1"},"pids":{"limit":9}}"#,
+            None,
+        );
         check(r#"{"memory":{"limit":-5}}"#, Some("memory.limit -5"));
-        check(r#"{"memory":{"swap":100}}"#, Some("swap limit needs a memory limit"));
-        check(r#"{"memory":{"swappiness":101}}"#, Some("over the maximum 100"));
+        check(
+            r#"{"memory":{"swap":100}}"#,
+            Some("swap limit needs a memory limit"),
+        );
+        check(
+            r#"{"memory":{"swappiness":101}}"#,
+            Some("over the maximum 100"),
+        );
         check(r#"{"cpu":{"shares":1}}"#, Some("[2, 262144]"));
         check(r#"{"cpu":{"period":10}}"#, Some("[1000, 1000000]"));
         check(r#"{"cpu":{"quota":-2}}"#, Some("cpu.quota -2"));
         check(r#"{"cpu":{"cpus":"7"}}"#, Some("7 is not available"));
-        check(r#"{"cpu":{"realtimeRuntime":1000}}"#, Some("does not exist on cgroup v2"));
-        check(r#"{"blockIO":{"weight":500}}"#, Some("io cgroup controller is not available"));
-        check(r#"{"hugepageLimits":[{"pageSize":"3MB","limit":1}]}"#, Some("3MB"));
+        check(
+            r#"{"cpu":{"realtimeRuntime":1000}}"#,
+            Some("does not exist on cgroup v2"),
+        );
+        check(
+            r#"{"blockIO":{"weight":500}}"#,
+            Some("io cgroup controller is not available"),
+        );
+        check(
+            r#"{"hugepageLimits":[{"pageSize":"3MB","limit":1}]}"#,
+            Some("3MB"),
+        );
         check(r#"{"network":{"classID":1}}"#, Some("net_cls"));
         check(r#"{"unified":{"memory.high":"1000"}}"#, None);
         check(r#"{"unified":{"../x":"1"}}"#, Some("may not be set"));
         check(r#"{"unified":{"rdma.max":"1"}}"#, Some("rdma controller"));
         check(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#, None);
-        check(r#"{"devices":[{"allow":true,"type":"c","access":"rwz"}]}"#, Some("access"));
+        check(
+            r#"{"devices":[{"allow":true,"type":"c","access":"rwz"}]}"#,
+            Some("access"),
+        );
     }
 }

@@ -5,7 +5,11 @@ use super::Ctx;
 use crate::cli::CreateArgs;
 
 pub fn opts<'a>(a: &'a CreateArgs, ctx: &Ctx) -> Result<container::CreateOpts<'a>> {
-    let console = a.console_socket.as_deref().map(console::connect).transpose()?;
+    let console = a
+        .console_socket
+        .as_deref()
+        .map(console::connect)
+        .transpose()?;
     Ok(container::CreateOpts {
         id: &a.id,
         bundle: &a.bundle,

@@ -29,7 +29,11 @@ pub fn run(a: EventsArgs, ctx: &Ctx) -> Result<i32> {
     };
     let mut out = std::io::stdout().lock();
     let mut emit = |typ: &'static str, data: Option<stats::Stats>| -> Result<()> {
-        let ev = stats::Event { typ, id: &a.id, data };
+        let ev = stats::Event {
+            typ,
+            id: &a.id,
+            data,
+        };
         serde_json::to_writer(&mut out, &ev)?;
         out.write_all(b"\n")?;
         out.flush().context("write event")
@@ -66,10 +70,16 @@ pub fn go_duration(s: &str) -> Result<Duration> {
         bail!("empty duration");
     }
     while !rest.is_empty() {
-        let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let n: f64 = rest[..n_end].parse().with_context(|| format!("invalid duration {s:?}"))?;
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..n_end]
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
         rest = &rest[n_end..];
-        let u_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..u_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,

@@ -10,9 +10,13 @@ use crate::cli::ExecArgs;
 
 fn build_process(a: &ExecArgs, ctx: &Ctx) -> Result<Process> {
     if let Some(p) = &a.process {
-        let data = std::fs::read(p).with_context(|| format!("read process spec {}", p.display()))?;
-        let proc: Process = serde_json::from_slice(&data)
-            .map_err(|e| berth_runtime::Error::ProcessSpec { path: p.clone(), msg: e.to_string() })?;
+        let data =
+            std::fs::read(p).with_context(|| format!("read process spec {}", p.display()))?;
+        let proc: Process =
+            serde_json::from_slice(&data).map_err(|e| berth_runtime::Error::ProcessSpec {
+                path: p.clone(),
+                msg: e.to_string(),
+            })?;
         return Ok(proc);
     }
     if a.args.is_empty() {
@@ -39,19 +43,34 @@ fn build_process(a: &ExecArgs, ctx: &Ctx) -> Result<Process> {
         user.set_gid(gid);
     }
     if !a.additional_gids.is_empty() {
-        p.user_mut().set_additional_gids(Some(a.additional_gids.clone()));
+        p.user_mut()
+            .set_additional_gids(Some(a.additional_gids.clone()));
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
     if !a.cap.is_empty() {
-        let mut c = p.capabilities().clone().unwrap_or_else(berth_runtime::capabilities::empty_caps);
+        let mut c = p
+            .capabilities()
+            .clone()
+            .unwrap_or_else(berth_runtime::capabilities::empty_caps);
         let extra: HashSet<Capability> = a
             .cap
             .iter()
-            .map(|n| serde_json::from_value(serde_json::Value::String(n.clone())).with_context(|| format!("unknown capability {n}")))
+            .map(|n| {
+                serde_json::from_value(serde_json::Value::String(n.clone()))
+                    .with_context(|| format!("unknown capability {n}"))
+            })
             .collect::<Result<_>>()?;
-        let add = |s: &Option<HashSet<Capability>>| Some(s.clone().unwrap_or_default().union(&extra).copied().collect());
+        let add = |s: &Option<HashSet<Capability>>| {
+            Some(
+                s.clone()
+                    .unwrap_or_default()
+                    .union(&extra)
+                    .copied()
+                    .collect(),
+            )
+        };
         c.set_bounding(add(c.bounding()));
         c.set_effective(add(c.effective()));
         c.set_permitted(add(c.permitted()));
@@ -64,7 +83,11 @@ fn build_process(a: &ExecArgs, ctx: &Ctx) -> Result<Process> {
 pub fn run(a: ExecArgs, ctx: &Ctx) -> Result<i32> {
     let process = build_process(&a, ctx)?;
     let terminal = process.terminal().unwrap_or(false);
-    let mut console = a.console_socket.as_deref().map(console::connect).transpose()?;
+    let mut console = a
+        .console_socket
+        .as_deref()
+        .map(console::connect)
+        .transpose()?;
     let mut ours = None;
     if terminal && console.is_none() {
         if a.detach {
@@ -74,7 +97,11 @@ pub fn run(a: ExecArgs, ctx: &Ctx) -> Result<i32> {
         console = Some(theirs);
         ours = Some(mine);
     }
-    let sfd = if a.detach { None } else { Some(foreground::block_signals()?) };
+    let sfd = if a.detach {
+        None
+    } else {
+        Some(foreground::block_signals()?)
+    };
     let started = exec::exec(
         &ctx.root,
         exec::ExecOpts {

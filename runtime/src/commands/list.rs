@@ -18,10 +18,20 @@ pub fn run(a: ListArgs, ctx: &Ctx) -> Result<i32> {
             println!("{}", serde_json::to_string(&v)?);
         }
         ListFormat::Table => {
-            println!("{:<12} {:<10} {:<10} {:<40} {:<31} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            println!(
+                "{:<12} {:<10} {:<10} {:<40} {:<31} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
             for st in &all {
                 let o = st.oci();
-                println!("{:<12} {:<10} {:<10} {:<40} {:<31} root", o.id, o.pid, o.status, o.bundle.display(), o.created);
+                println!(
+                    "{:<12} {:<10} {:<10} {:<40} {:<31} root",
+                    o.id,
+                    o.pid,
+                    o.status,
+                    o.bundle.display(),
+                    o.created
+                );
             }
         }
     }

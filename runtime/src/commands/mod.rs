@@ -2,6 +2,7 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
@@ -13,7 +14,6 @@ mod spec;
 mod start;
 mod state;
 mod update;
-mod events;
 
 use anyhow::Result;
 use berth_runtime::log;
@@ -41,11 +41,18 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         "auto" | "" => !euid_root,
         other => anyhow::bail!("--rootless must be auto, true or false, not {other:?}"),
     };
-    if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
         // Before entering any container namespace (CVE-2019-5736).
         berth_runtime::seal::ensure_sealed()?;
     }
-    let ctx = Ctx { root: Root::new(cli.root.clone()), systemd_cgroup: cli.systemd_cgroup, rootless };
+    let ctx = Ctx {
+        root: Root::new(cli.root.clone()),
+        systemd_cgroup: cli.systemd_cgroup,
+        rootless,
+    };
     match cli.command {
         Command::Create(a) => create::run(a, &ctx),
         Command::Start(a) => start::run(a, &ctx),

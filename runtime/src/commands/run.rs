@@ -11,12 +11,22 @@ use crate::cli::RunArgs;
 /// An internal console socket for a foreground container with a terminal:
 /// (end given to the container, end we receive the master on).
 pub fn internal_console() -> Result<(OwnedFd, OwnedFd)> {
-    Ok(socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?)
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
 }
 
 pub fn run(a: RunArgs, ctx: &Ctx) -> Result<i32> {
     let bundle = config::load_bundle(&a.create.bundle)?;
-    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     let mut opts = super::create::opts(&a.create, ctx)?;
     let mut ours = None;
     if terminal && opts.console.is_none() {
@@ -31,7 +41,11 @@ pub fn run(a: RunArgs, ctx: &Ctx) -> Result<i32> {
         // The init is our grandchild: become its reaper when its parent exits.
         nix::sys::prctl::set_child_subreaper(true)?;
     }
-    let sfd = if a.detach { None } else { Some(foreground::block_signals()?) };
+    let sfd = if a.detach {
+        None
+    } else {
+        Some(foreground::block_signals()?)
+    };
     let st = container::create(&ctx.root, opts)?;
     let master = match ours {
         Some(s) => Some(sys::recv_fd(s.as_raw_fd())?),

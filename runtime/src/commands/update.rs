@@ -24,19 +24,26 @@ pub fn patch(a: &UpdateArgs) -> Result<LinuxResources> {
         Some(p) => {
             let mut text = String::new();
             if p.as_os_str() == "-" {
-                std::io::stdin().read_to_string(&mut text).context("read resources from stdin")?;
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("read resources from stdin")?;
             } else {
-                text = std::fs::read_to_string(p).with_context(|| format!("read resources {}", p.display()))?;
+                text = std::fs::read_to_string(p)
+                    .with_context(|| format!("read resources {}", p.display()))?;
             }
             serde_json::from_str(&text).context("resources are not LinuxResources JSON")?
         }
     };
     if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
-        berth_runtime::log::warn("--kernel-memory and --kernel-memory-tcp are obsolete and ignored");
+        berth_runtime::log::warn(
+            "--kernel-memory and --kernel-memory-tcp are obsolete and ignored",
+        );
     }
     let mut set = |section: &str, key: &str, val: Value| {
         let obj = v.as_object_mut().expect("object");
-        let s = obj.entry(section).or_insert_with(|| Value::Object(Map::new()));
+        let s = obj
+            .entry(section)
+            .or_insert_with(|| Value::Object(Map::new()));
         s[key] = val;
     };
     if let Some(m) = &a.memory {
@@ -78,9 +85,13 @@ pub fn bytes(s: &str) -> Result<i64> {
         return Ok(-1);
     }
     let lower = t.to_ascii_lowercase();
-    let digits_end = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
     let (num, unit) = lower.split_at(digits_end);
-    let n: f64 = num.parse().with_context(|| format!("{s:?} is not a size (e.g. 1024, 64m, 1g)"))?;
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a size (e.g. 1024, 64m, 1g)"))?;
     let mult: f64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
         "" => 1.0,
         "k" => 1024.0,

@@ -19,11 +19,30 @@ use super::SeccompError as E;
 /// with a warning. Any other unknown name is an error (a typo must never
 /// silently weaken a profile).
 pub const NEWER_THAN_LIBSECCOMP: &[&str] = &[
-    "memfd_secret", "process_mrelease", "futex_waitv", "set_mempolicy_home_node", "cachestat",
-    "fchmodat2", "map_shadow_stack", "futex_wake", "futex_wait", "futex_requeue", "statmount",
-    "listmount", "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mseal",
-    "setxattrat", "getxattrat", "listxattrat", "removexattrat", "open_tree_attr", "uretprobe",
-    "file_getattr", "file_setattr",
+    "memfd_secret",
+    "process_mrelease",
+    "futex_waitv",
+    "set_mempolicy_home_node",
+    "cachestat",
+    "fchmodat2",
+    "map_shadow_stack",
+    "futex_wake",
+    "futex_wait",
+    "futex_requeue",
+    "statmount",
+    "listmount",
+    "lsm_get_self_attr",
+    "lsm_set_self_attr",
+    "lsm_list_modules",
+    "mseal",
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+    "open_tree_attr",
+    "uretprobe",
+    "file_getattr",
+    "file_setattr",
 ];
 
 /// The syscall the runtime itself makes between loading a filter and
@@ -55,17 +74,28 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, E> {
     let lib = |op: &'static str| move |source| E::Lib { op, source };
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("create filter"))?;
     // no_new_privs follows `process.noNewPrivileges`, not libseccomp's default.
-    ctx.set_ctl_nnp(false).map_err(lib("clear the filter's no_new_privs attribute"))?;
+    ctx.set_ctl_nnp(false)
+        .map_err(lib("clear the filter's no_new_privs attribute"))?;
     for a in s.architectures().iter().flatten() {
         let arch = arch(*a);
-        if !ctx.is_arch_present(arch).map_err(lib("query filter architecture"))? {
-            ctx.add_arch(arch).map_err(|source| E::Arch { arch: a.to_string(), source })?;
+        if !ctx
+            .is_arch_present(arch)
+            .map_err(lib("query filter architecture"))?
+        {
+            ctx.add_arch(arch).map_err(|source| E::Arch {
+                arch: a.to_string(),
+                source,
+            })?;
         }
     }
     for f in s.flags().iter().flatten() {
         set_flag(&mut ctx, *f)?;
     }
-    let mut out = Compiled { ctx, notify: false, skipped: Vec::new() };
+    let mut out = Compiled {
+        ctx,
+        notify: false,
+        skipped: Vec::new(),
+    };
     for (i, sc) in s.syscalls().iter().flatten().enumerate() {
         add_syscall_rule(&mut out, default, i, sc)?;
     }
@@ -75,15 +105,29 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, E> {
     Ok(out)
 }
 
-fn add_syscall_rule(out: &mut Compiled, default: ScmpAction, i: usize, sc: &LinuxSyscall) -> Result<(), E> {
+fn add_syscall_rule(
+    out: &mut Compiled,
+    default: ScmpAction,
+    i: usize,
+    sc: &LinuxSyscall,
+) -> Result<(), E> {
     let what = format!("syscalls[{i}]");
     if sc.names().is_empty() {
         return Err(E::Invalid(format!("{what} has no names")));
     }
     let act = action(sc.action(), sc.errno_ret(), &what)?;
-    let conds = sc.args().iter().flatten().map(|a| condition(a, &what)).collect::<Result<Vec<_>, E>>()?;
+    let conds = sc
+        .args()
+        .iter()
+        .flatten()
+        .map(|a| condition(a, &what))
+        .collect::<Result<Vec<_>, E>>()?;
     if sc.action() == A::ScmpActNotify {
-        if let Some(n) = sc.names().iter().find(|n| NOTIFY_FORBIDDEN.contains(&n.as_str())) {
+        if let Some(n) = sc
+            .names()
+            .iter()
+            .find(|n| NOTIFY_FORBIDDEN.contains(&n.as_str()))
+        {
             return Err(E::NotifyForbidden(n.clone()));
         }
         out.notify = true;
@@ -95,23 +139,36 @@ fn add_syscall_rule(out: &mut Compiled, default: ScmpAction, i: usize, sc: &Linu
                 out.skipped.push(name.clone());
                 continue;
             }
-            Err(_) => return Err(E::UnknownSyscall { name: name.clone(), rule: what }),
+            Err(_) => {
+                return Err(E::UnknownSyscall {
+                    name: name.clone(),
+                    rule: what,
+                })
+            }
         };
         // libseccomp refuses a rule whose action is the default one; such a
         // rule changes nothing, so it is left out (as runc does).
         if act == default {
             continue;
         }
-        let rule_err = |source| E::Rule { name: name.clone(), rule: what.clone(), source };
+        let rule_err = |source| E::Rule {
+            name: name.clone(),
+            rule: what.clone(),
+            source,
+        };
         if repeats_an_argument(sc.args().as_deref().unwrap_or_default()) {
             // libseccomp compares each argument at most once per rule:
             // several conditions on one argument become one rule each (OR),
             // which is what runc does and what Docker's profile relies on.
             for c in &conds {
-                out.ctx.add_rule_conditional(act, nr, std::slice::from_ref(c)).map_err(rule_err)?;
+                out.ctx
+                    .add_rule_conditional(act, nr, std::slice::from_ref(c))
+                    .map_err(rule_err)?;
             }
         } else {
-            out.ctx.add_rule_conditional(act, nr, &conds).map_err(rule_err)?;
+            out.ctx
+                .add_rule_conditional(act, nr, &conds)
+                .map_err(rule_err)?;
         }
     }
     Ok(())
@@ -136,12 +193,16 @@ pub fn action(a: A, errno: Option<u32>, what: &str) -> Result<ScmpAction, E> {
     let ret = || -> Result<u32, E> {
         let v = errno.unwrap_or(libc::EPERM as u32);
         if v > MAX_ERRNO {
-            return Err(E::Invalid(format!("{what}: errnoRet {v} is above {MAX_ERRNO}")));
+            return Err(E::Invalid(format!(
+                "{what}: errnoRet {v} is above {MAX_ERRNO}"
+            )));
         }
         Ok(v)
     };
     if errno.is_some() && !matches!(a, A::ScmpActErrno | A::ScmpActTrace) {
-        return Err(E::Invalid(format!("{what}: errnoRet is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {a}")));
+        return Err(E::Invalid(format!(
+            "{what}: errnoRet is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {a}"
+        )));
     }
     Ok(match a {
         A::ScmpActKill | A::ScmpActKillThread => ScmpAction::KillThread,
@@ -157,7 +218,10 @@ pub fn action(a: A, errno: Option<u32>, what: &str) -> Result<ScmpAction, E> {
 
 fn condition(a: &LinuxSeccompArg, what: &str) -> Result<ScmpArgCompare, E> {
     if a.index() > MAX_ARG_INDEX {
-        return Err(E::Invalid(format!("{what}: argument index {} is above {MAX_ARG_INDEX}", a.index())));
+        return Err(E::Invalid(format!(
+            "{what}: argument index {} is above {MAX_ARG_INDEX}",
+            a.index()
+        )));
     }
     let op = match a.op() {
         Op::ScmpCmpNe => ScmpCompareOp::NotEqual,
@@ -169,7 +233,11 @@ fn condition(a: &LinuxSeccompArg, what: &str) -> Result<ScmpArgCompare, E> {
         // The spec's `value` is the mask, `valueTwo` the value compared
         // with the masked argument.
         Op::ScmpCmpMaskedEq => {
-            return Ok(ScmpArgCompare::new(a.index() as u32, ScmpCompareOp::MaskedEqual(a.value()), a.value_two().unwrap_or(0)))
+            return Ok(ScmpArgCompare::new(
+                a.index() as u32,
+                ScmpCompareOp::MaskedEqual(a.value()),
+                a.value_two().unwrap_or(0),
+            ))
         }
     };
     Ok(ScmpArgCompare::new(a.index() as u32, op, a.value()))
@@ -214,7 +282,10 @@ pub fn flag_supported(f: F) -> bool {
 
 fn set_flag(ctx: &mut ScmpFilterContext, f: F) -> Result<(), E> {
     if !flag_supported(f) {
-        return Err(E::FlagUnsupported { flag: f.to_string(), api: libseccomp::get_api() });
+        return Err(E::FlagUnsupported {
+            flag: f.to_string(),
+            api: libseccomp::get_api(),
+        });
     }
     let r = match f {
         F::SeccompFilterFlagLog => ctx.set_ctl_log(true).map(drop),
@@ -224,5 +295,8 @@ fn set_flag(ctx: &mut ScmpFilterContext, f: F) -> Result<(), E> {
         // synchronise (runc ignores the flag too).
         F::SeccompFilterFlagTsync => Ok(()),
     };
-    r.map_err(|source| E::Flag { flag: f.to_string(), source })
+    r.map_err(|source| E::Flag {
+        flag: f.to_string(),
+        source,
+    })
 }

@@ -35,17 +35,42 @@ pub enum SeccompError {
     #[error("filter flag {flag} is not supported here (libseccomp API level {api})")]
     FlagUnsupported { flag: String, api: u32 },
     #[error("set filter flag {flag}")]
-    Flag { flag: String, #[source] source: libseccomp::error::SeccompError },
+    Flag {
+        flag: String,
+        #[source]
+        source: libseccomp::error::SeccompError,
+    },
     #[error("add architecture {arch}")]
-    Arch { arch: String, #[source] source: libseccomp::error::SeccompError },
+    Arch {
+        arch: String,
+        #[source]
+        source: libseccomp::error::SeccompError,
+    },
     #[error("add rule for {name:?} ({rule})")]
-    Rule { name: String, rule: String, #[source] source: libseccomp::error::SeccompError },
+    Rule {
+        name: String,
+        rule: String,
+        #[source]
+        source: libseccomp::error::SeccompError,
+    },
     #[error("{op}")]
-    Lib { op: &'static str, #[source] source: libseccomp::error::SeccompError },
+    Lib {
+        op: &'static str,
+        #[source]
+        source: libseccomp::error::SeccompError,
+    },
     #[error("seccomp listenerPath {path} is not a unix socket")]
-    ListenerNotSocket { path: PathBuf, #[source] source: Option<std::io::Error> },
+    ListenerNotSocket {
+        path: PathBuf,
+        #[source]
+        source: Option<std::io::Error>,
+    },
     #[error("connect to seccomp listener {path}")]
-    ListenerConnect { path: PathBuf, #[source] source: std::io::Error },
+    ListenerConnect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("send the notify descriptor to the seccomp listener")]
     ListenerSend(#[source] nix::errno::Errno),
     #[error("container state for the seccomp listener is not json")]
@@ -67,7 +92,10 @@ pub fn validate(s: &LinuxSeccomp) -> crate::Result<()> {
     let c = compile::compile(s)?;
     notify::check_listener(s)?;
     for name in &c.skipped {
-        crate::log::warn(&format!("seccomp: syscall {name:?} is unknown to libseccomp {}: its rule is left out", libseccomp_version()));
+        crate::log::warn(&format!(
+            "seccomp: syscall {name:?} is unknown to libseccomp {}: its rule is left out",
+            libseccomp_version()
+        ));
     }
     Ok(())
 }
@@ -89,37 +117,76 @@ pub fn load_with(s: &LinuxSeccomp, notify: Option<&Notify>) -> crate::Result<()>
         (true, None) => return Err(SeccompError::NotifyNotConnected.into()),
         (false, _) => None,
     };
-    c.ctx.load().map_err(|source| SeccompError::Lib { op: "load seccomp filter", source })?;
+    c.ctx.load().map_err(|source| SeccompError::Lib {
+        op: "load seccomp filter",
+        source,
+    })?;
     if let Some(n) = target {
-        let fd = c.ctx.get_notify_fd().map_err(|source| SeccompError::Lib { op: "get notify descriptor", source })?;
+        let fd = c.ctx.get_notify_fd().map_err(|source| SeccompError::Lib {
+            op: "get notify descriptor",
+            source,
+        })?;
         notify::deliver(n, fd)?;
     }
     Ok(())
 }
 
 const ACTIONS: &[&str] = &[
-    "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
-    "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
 ];
 
 const OPERATORS: &[&str] = &[
-    "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
 ];
 
 const ARCHS: &[&str] = &[
-    "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32",
-    "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
-    "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_X32",
-    "SCMP_ARCH_X86", "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
 ];
 
-const KNOWN_FLAGS: &[F] = &[F::SeccompFilterFlagTsync, F::SeccompFilterFlagSpecAllow, F::SeccompFilterFlagLog];
+const KNOWN_FLAGS: &[F] = &[
+    F::SeccompFilterFlagTsync,
+    F::SeccompFilterFlagSpecAllow,
+    F::SeccompFilterFlagLog,
+];
 
 /// The seccomp part of `features`, in runc's shape.
 pub fn features() -> serde_json::Value {
     let known: Vec<String> = KNOWN_FLAGS.iter().map(|f| f.to_string()).collect();
-    let supported: Vec<String> =
-        KNOWN_FLAGS.iter().filter(|f| compile::flag_supported(**f)).map(|f| f.to_string()).collect();
+    let supported: Vec<String> = KNOWN_FLAGS
+        .iter()
+        .filter(|f| compile::flag_supported(**f))
+        .map(|f| f.to_string())
+        .collect();
     json!({
         "enabled": true,
         "actions": ACTIONS,

@@ -34,8 +34,16 @@ impl Notify {
     /// `socket`: from [`connect_listener`]. `state_json`: the container's
     /// OCI state. `pid`: the (host) pid of the process the filter is for;
     /// `None` takes the state's `pid` (the container's init).
-    pub fn new(s: &LinuxSeccomp, socket: OwnedFd, state_json: &str, pid: Option<i32>) -> Result<Notify, E> {
-        Ok(Notify { socket, payload: payload(s, state_json, pid)? })
+    pub fn new(
+        s: &LinuxSeccomp,
+        socket: OwnedFd,
+        state_json: &str,
+        pid: Option<i32>,
+    ) -> Result<Notify, E> {
+        Ok(Notify {
+            socket,
+            payload: payload(s, state_json, pid)?,
+        })
     }
 
     /// From a payload made elsewhere with [`payload`] (for `exec`, whose
@@ -48,7 +56,10 @@ impl Notify {
 /// Whether `s` needs a listener: some rule notifies and a path is set.
 pub fn wants_listener(s: &LinuxSeccomp) -> bool {
     s.listener_path().is_some()
-        && s.syscalls().iter().flatten().any(|c| c.action() == oci_spec::runtime::LinuxSeccompAction::ScmpActNotify)
+        && s.syscalls()
+            .iter()
+            .flatten()
+            .any(|c| c.action() == oci_spec::runtime::LinuxSeccompAction::ScmpActNotify)
 }
 
 /// Check, without connecting, that a notifying profile's `listenerPath` is
@@ -58,11 +69,20 @@ pub fn check_listener(s: &LinuxSeccomp) -> Result<(), E> {
     if !wants_listener(s) {
         return Ok(());
     }
-    let path = s.listener_path().as_ref().expect("checked by wants_listener");
+    let path = s
+        .listener_path()
+        .as_ref()
+        .expect("checked by wants_listener");
     match std::fs::metadata(path) {
         Ok(m) if m.file_type().is_socket() => Ok(()),
-        Ok(_) => Err(E::ListenerNotSocket { path: path.clone(), source: None }),
-        Err(e) => Err(E::ListenerNotSocket { path: path.clone(), source: Some(e) }),
+        Ok(_) => Err(E::ListenerNotSocket {
+            path: path.clone(),
+            source: None,
+        }),
+        Err(e) => Err(E::ListenerNotSocket {
+            path: path.clone(),
+            source: Some(e),
+        }),
     }
 }
 
@@ -73,8 +93,14 @@ pub fn connect_listener(s: &LinuxSeccomp) -> Result<Option<OwnedFd>, E> {
     if !wants_listener(s) {
         return Ok(None);
     }
-    let path = s.listener_path().as_ref().expect("checked by wants_listener");
-    let sock = UnixStream::connect(path).map_err(|source| E::ListenerConnect { path: path.clone(), source })?;
+    let path = s
+        .listener_path()
+        .as_ref()
+        .expect("checked by wants_listener");
+    let sock = UnixStream::connect(path).map_err(|source| E::ListenerConnect {
+        path: path.clone(),
+        source,
+    })?;
     Ok(Some(OwnedFd::from(sock)))
 }
 
@@ -118,13 +144,16 @@ mod tests {
 
     #[test]
     fn payload_is_a_container_process_state() {
-        let state = r#"{"ociVersion":"1.2.0","id":"c1","status":"creating","pid":4242,"bundle":"/b"}"#;
-        let p: Value = serde_json::from_str(&payload(&profile(Some("meta")), state, None).unwrap()).unwrap();
+        let state =
+            r#"{"ociVersion":"1.2.0","id":"c1","status":"creating","pid":4242,"bundle":"/b"}"#;
+        let p: Value =
+            serde_json::from_str(&payload(&profile(Some("meta")), state, None).unwrap()).unwrap();
         assert_eq!(p["fds"], json!(["seccompFd"]));
         assert_eq!(p["pid"], json!(4242), "the init's pid comes from the state");
         assert_eq!(p["metadata"], json!("meta"));
         assert_eq!(p["state"]["id"], json!("c1"));
-        let p: Value = serde_json::from_str(&payload(&profile(None), state, Some(7)).unwrap()).unwrap();
+        let p: Value =
+            serde_json::from_str(&payload(&profile(None), state, Some(7)).unwrap()).unwrap();
         assert_eq!(p["pid"], json!(7), "an exec'd process has its own pid");
         assert!(p.get("metadata").is_none());
     }
@@ -152,8 +181,10 @@ mod tests {
     #[test]
     fn only_notifying_profiles_want_a_listener() {
         assert!(wants_listener(&profile(None)));
-        let quiet: LinuxSeccomp =
-            serde_json::from_value(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x"})).unwrap();
+        let quiet: LinuxSeccomp = serde_json::from_value(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x"}),
+        )
+        .unwrap();
         assert!(!wants_listener(&quiet));
         assert!(connect_listener(&quiet).unwrap().is_none());
     }

@@ -8,7 +8,9 @@ fn profile(v: Value) -> LinuxSeccomp {
 }
 
 fn rules(list: Value) -> LinuxSeccomp {
-    profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock", "syscalls": list}))
+    profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock", "syscalls": list}),
+    )
 }
 
 /// `want`: Ok(()) or Err(text the error must contain).
@@ -39,60 +41,117 @@ fn pfc(p: &LinuxSeccomp) -> String {
 
 #[test]
 fn every_action_compiles() {
-    for a in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
-        "SCMP_ACT_TRACE", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"]
-    {
+    for a in [
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_TRAP",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_TRACE",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_NOTIFY",
+    ] {
         check(rules(json!([{"names": ["mkdir"], "action": a}])), Ok(()));
     }
-    for a in ["SCMP_ACT_KILL", "SCMP_ACT_ERRNO", "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE"] {
-        check(profile(json!({"defaultAction": a, "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]})), Ok(()));
+    for a in [
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_TRAP",
+        "SCMP_ACT_TRACE",
+    ] {
+        check(
+            profile(
+                json!({"defaultAction": a, "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
+            ),
+            Ok(()),
+        );
     }
 }
 
 #[test]
 fn errno_ret_is_what_the_filter_returns() {
-    let p = rules(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]));
+    let p =
+        rules(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]));
     let text = pfc(&p);
     assert!(text.contains("ERRNO(38)"), "{text}");
-    let d = profile(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 13,
-        "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}));
+    let d = profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 13,
+        "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
+    );
     assert!(pfc(&d).contains("ERRNO(13)"));
     let plain = rules(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]));
-    assert!(pfc(&plain).contains(&format!("ERRNO({})", libc::EPERM)), "EPERM is the default errno");
+    assert!(
+        pfc(&plain).contains(&format!("ERRNO({})", libc::EPERM)),
+        "EPERM is the default errno"
+    );
 }
 
 #[test]
 fn bad_errno_ret_is_refused() {
-    check(rules(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}])), Err("errnoRet is only valid"));
-    check(rules(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5000}])), Err("above 4095"));
-    check(profile(json!({"defaultAction": "SCMP_ACT_KILL", "defaultErrnoRet": 1})), Err("defaultAction"));
+    check(
+        rules(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}])),
+        Err("errnoRet is only valid"),
+    );
+    check(
+        rules(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5000}])),
+        Err("above 4095"),
+    );
+    check(
+        profile(json!({"defaultAction": "SCMP_ACT_KILL", "defaultErrnoRet": 1})),
+        Err("defaultAction"),
+    );
 }
 
 #[test]
 fn unknown_syscall_names_are_errors() {
-    check(rules(json!([{"names": ["read", "mkdirr"], "action": "SCMP_ACT_ERRNO"}])), Err("unknown syscall \"mkdirr\""));
-    check(rules(json!([{"names": [], "action": "SCMP_ACT_ERRNO"}])), Err("no names"));
+    check(
+        rules(json!([{"names": ["read", "mkdirr"], "action": "SCMP_ACT_ERRNO"}])),
+        Err("unknown syscall \"mkdirr\""),
+    );
+    check(
+        rules(json!([{"names": [], "action": "SCMP_ACT_ERRNO"}])),
+        Err("no names"),
+    );
 }
 
 #[test]
 fn syscalls_too_new_for_libseccomp_are_left_out_not_refused() {
     let names: Vec<&str> = compile::NEWER_THAN_LIBSECCOMP.to_vec();
-    check(rules(json!([{"names": names, "action": "SCMP_ACT_ERRNO"}])), Ok(()));
+    check(
+        rules(json!([{"names": names, "action": "SCMP_ACT_ERRNO"}])),
+        Ok(()),
+    );
 }
 
 #[test]
 fn syscalls_of_other_architectures_are_known() {
     // socketcall does not exist on x86_64 but on x86: a profile for both.
-    let p = profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-        "syscalls": [{"names": ["socketcall"], "action": "SCMP_ACT_ERRNO"}]}));
+    let p = profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["socketcall"], "action": "SCMP_ACT_ERRNO"}]}),
+    );
     check(p, Ok(()));
 }
 
 #[test]
 fn every_operator_compiles_and_masked_eq_uses_value_as_mask() {
-    for op in ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"] {
-        check(rules(json!([{"names": ["personality"], "action": "SCMP_ACT_ERRNO",
-            "args": [{"index": 0, "value": 8, "valueTwo": 8, "op": op}]}])), Ok(()));
+    for op in [
+        "SCMP_CMP_NE",
+        "SCMP_CMP_LT",
+        "SCMP_CMP_LE",
+        "SCMP_CMP_EQ",
+        "SCMP_CMP_GE",
+        "SCMP_CMP_GT",
+        "SCMP_CMP_MASKED_EQ",
+    ] {
+        check(
+            rules(
+                json!([{"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+            "args": [{"index": 0, "value": 8, "valueTwo": 8, "op": op}]}]),
+            ),
+            Ok(()),
+        );
     }
     let p = rules(json!([{"names": ["clone"], "action": "SCMP_ACT_ERRNO",
         "args": [{"index": 0, "value": 0x7e020000u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]));
@@ -103,20 +162,36 @@ fn every_operator_compiles_and_masked_eq_uses_value_as_mask() {
 #[test]
 fn conditions_on_one_argument_are_alternatives() {
     // Docker's profile allows personality(0), personality(8), … as one entry.
-    let p = rules(json!([{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [
-        {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]));
+    let p = rules(
+        json!([{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [
+        {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]),
+    );
     let text = pfc(&p);
     assert!(text.contains("== 8") && text.contains("== 0"), "{text}");
-    check(rules(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}])),
-        Err("argument index 6"));
+    check(
+        rules(
+            json!([{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]),
+        ),
+        Err("argument index 6"),
+    );
 }
 
 #[test]
 fn notify_rules_need_a_listener_and_a_safe_syscall() {
-    check(profile(json!({"defaultAction": "SCMP_ACT_NOTIFY"})), Err("default action"));
-    check(profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})),
-        Err("listenerPath is not set"));
-    check(rules(json!([{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}])), Err("\"sendmsg\""));
+    check(
+        profile(json!({"defaultAction": "SCMP_ACT_NOTIFY"})),
+        Err("default action"),
+    );
+    check(
+        profile(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+        ),
+        Err("listenerPath is not set"),
+    );
+    check(
+        rules(json!([{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}])),
+        Err("\"sendmsg\""),
+    );
 }
 
 #[test]
@@ -140,16 +215,31 @@ fn flags_the_kernel_supports_compile() {
 
 #[test]
 fn rules_with_the_default_action_are_harmless() {
-    check(rules(json!([{"names": ["read"], "action": "SCMP_ACT_ALLOW"}])), Ok(()));
+    check(
+        rules(json!([{"names": ["read"], "action": "SCMP_ACT_ALLOW"}])),
+        Ok(()),
+    );
 }
 
 #[test]
 fn features_lists_runc_fields() {
     let f = features();
     assert_eq!(f["enabled"], json!(true));
-    for k in ["actions", "operators", "archs", "knownFlags", "supportedFlags"] {
+    for k in [
+        "actions",
+        "operators",
+        "archs",
+        "knownFlags",
+        "supportedFlags",
+    ] {
         assert!(f[k].as_array().is_some_and(|a| !a.is_empty()), "{k}");
     }
-    assert!(f["actions"].as_array().unwrap().contains(&json!("SCMP_ACT_NOTIFY")));
-    assert!(f["operators"].as_array().unwrap().contains(&json!("SCMP_CMP_MASKED_EQ")));
+    assert!(f["actions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("SCMP_ACT_NOTIFY")));
+    assert!(f["operators"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("SCMP_CMP_MASKED_EQ")));
 }

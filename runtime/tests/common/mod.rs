@@ -19,7 +19,9 @@ pub struct Rt {
 
 impl Rt {
     pub fn new() -> Rt {
-        Rt { root: berth_testkit::state_root() }
+        Rt {
+            root: berth_testkit::state_root(),
+        }
     }
 
     pub fn cmd(&self) -> Command {
@@ -42,7 +44,11 @@ impl Rt {
             .stderr(err.try_clone().expect("dup"))
             .status()
             .expect("spawn berth-runtime");
-        Output { status, stdout: read_all(out), stderr: read_all(err) }
+        Output {
+            status,
+            stdout: read_all(out),
+            stderr: read_all(err),
+        }
     }
 
     /// Create a container whose stdout and stderr go to a file; returns it.
@@ -57,7 +63,11 @@ impl Rt {
             .stderr(f)
             .status()
             .expect("spawn berth-runtime");
-        assert!(status.success(), "create {id} failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            status.success(),
+            "create {id} failed: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         log
     }
 
@@ -106,7 +116,10 @@ impl Rt {
             if s == status {
                 return;
             }
-            assert!(Instant::now() < end, "{id}: status stuck at {s}, wanted {status}");
+            assert!(
+                Instant::now() < end,
+                "{id}: status stuck at {s}, wanted {status}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -138,7 +151,13 @@ pub fn bundle(script: &str) -> Bundle {
 pub fn alive(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
-            let st = s.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
+            let st = s
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
             st != "Z" && st != "X"
         })
         .unwrap_or(false)
@@ -168,7 +187,11 @@ pub fn wait_for_text(path: &Path, needle: &str) -> String {
         if s.contains(needle) {
             return s;
         }
-        assert!(Instant::now() < end, "{} never contained {needle:?}; has: {s}", path.display());
+        assert!(
+            Instant::now() < end,
+            "{} never contained {needle:?}; has: {s}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
