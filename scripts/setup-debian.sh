@@ -18,7 +18,9 @@ packages=(
     # reference runtimes and engines for conformance, swap-in tests and benches
     runc crun podman conmon uidmap fuse-overlayfs hyperfine containerd docker.io
     # image interop and the local registry the pull/push tests start on 127.0.0.1
-    skopeo docker-registry tar
+    skopeo umoci docker-registry tar
+    # network benchmarks
+    iperf3
 )
 
 missing=()

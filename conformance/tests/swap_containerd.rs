@@ -70,13 +70,11 @@ impl Containerd {
     }
 
     fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
+        let mut c = Command::new("ctr");
+        c.arg("--address")
             .arg(self.dir.path().join("containerd.sock"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("spawn ctr")
+            .args(args);
+        berth_testkit::output_within(&mut c, common::CLIENT_TIMEOUT).into_output()
     }
 
     fn ok(&self, args: &[&str]) -> String {

@@ -59,16 +59,14 @@ impl Dockerd {
     }
 
     fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER)
-            .arg("-H")
+        let mut c = Command::new(DOCKER);
+        c.arg("-H")
             .arg(format!(
                 "unix://{}",
                 self.dir.path().join("docker.sock").display()
             ))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("spawn docker")
+            .args(args);
+        berth_testkit::output_within(&mut c, common::CLIENT_TIMEOUT).into_output()
     }
 
     fn ok(&self, args: &[&str]) -> String {

@@ -30,7 +30,8 @@ fn libpod_parents() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest any podman call may take before it counts as hung.
+const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 
 impl Podman {
     fn new() -> Podman {
@@ -71,24 +72,19 @@ impl Podman {
         p
     }
 
-    /// `podman [--runtime R] ARGS`, returning (success, stdout + stderr).
+    /// `podman [--runtime R] ARGS`, returning (success, stdout + stderr);
+    /// killed with its process group after [`STEP_TIMEOUT`].
     fn podman(&self, runtime: Option<&Path>, args: &[&str]) -> (bool, String) {
         let d = self.dir.path();
-        let mut c = Command::new("timeout");
-        c.arg(STEP_TIMEOUT.as_secs().to_string()).arg("podman");
+        let mut c = Command::new("podman");
         if let Some(r) = runtime {
             c.arg("--runtime").arg(r);
         }
         c.args(args)
             .env("CONTAINERS_CONF", d.join("containers.conf"))
             .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"));
-        let out = c.output().expect("spawn podman");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        let out = berth_testkit::output_within_reaping(&mut c, STEP_TIMEOUT);
+        (out.success(), out.text())
     }
 
     fn stdout(&self, runtime: &Path, args: &[&str]) -> Result<String, String> {
@@ -173,10 +169,13 @@ fn memory(p: &Podman, rt: &Path) -> Result<(), String> {
         .ok_or(format!("memory limit inside: {out}"))
 }
 
+/// `podman run -it` under `script`, which gives it a pty as its terminal.
+/// podman proxies SIGTERM to the container rather than dying of it, so the
+/// whole process group is killed (SIGKILL) when the step overruns.
 fn tty(p: &Podman, rt: &Path) -> Result<(), String> {
     let d = p.dir.path();
     let mut cmd = format!(
-        "CONTAINERS_CONF={0}/containers.conf CONTAINERS_STORAGE_CONF={0}/storage.conf timeout 120 podman --runtime {1} run --rm -it --network none",
+        "CONTAINERS_CONF={0}/containers.conf CONTAINERS_STORAGE_CONF={0}/storage.conf exec podman --runtime {1} run --rm -it --network none",
         d.display(),
         rt.display()
     );
@@ -184,14 +183,13 @@ fn tty(p: &Podman, rt: &Path) -> Result<(), String> {
         " {} sh -c 'sleep 0.5; test -t 0 && test -t 1 && echo is-a-tty'",
         p.image
     ));
-    let out = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .output()
-        .map_err(|e| format!("script: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.contains("is-a-tty")
+    let mut c = Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"]);
+    let out = berth_testkit::output_within_reaping(&mut c, STEP_TIMEOUT);
+    out.stdout
+        .contains("is-a-tty")
         .then_some(())
-        .ok_or(format!("-it output: {text}"))
+        .ok_or(format!("-it output: {}", out.text()))
 }
 
 fn which(bin: &str) -> Option<PathBuf> {
@@ -225,6 +223,9 @@ fn podman_with_berth_runtime() {
         );
         return;
     }
+    // conmon outlives podman's call and is handed to us: podman waits (20 s)
+    // until it is reaped, and this host's pid 1 does not reap.
+    nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
     let p = Podman::new();
     let steps: [(&str, Step); 4] = [
         ("run_rm", run_rm),
@@ -234,14 +235,23 @@ fn podman_with_berth_runtime() {
     ];
     let mut failures = Vec::new();
     for (name, step) in steps {
-        if let Err(e) = step(&p, &runc) {
+        let t = std::time::Instant::now();
+        let control = step(&p, &runc);
+        eprintln!("podman {name} with runc: {:.1}s", t.elapsed().as_secs_f64());
+        if let Err(e) = control {
             berth_testkit::skip(
                 &format!("{T}::{name}"),
                 &format!("fails with runc too, so podman is not usable here: {e}"),
             );
             continue;
         }
-        match step(&p, &berth) {
+        let t = std::time::Instant::now();
+        let r = step(&p, &berth);
+        eprintln!(
+            "podman {name} with berth-runtime: {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+        match r {
             Ok(()) => println!("podman {name} with berth-runtime: pass"),
             Err(e) => {
                 println!("podman {name} with berth-runtime: FAIL: {e}");

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{json, Value};
 
+pub mod registry;
+
 /// Where Debian's busybox-static installs its binary.
 pub const BUSYBOX: &str = "/bin/busybox";
 
@@ -291,4 +293,110 @@ pub fn default_seccomp_profile_as_oci(d: &Value) -> Value {
         p["defaultErrnoRet"] = d["defaultErrnoRet"].clone();
     }
     p
+}
+
+/// What a command run under [`output_within`] did.
+#[derive(Debug)]
+pub struct Bounded {
+    /// `None` when the deadline passed and the command's process group was
+    /// killed.
+    pub status: Option<std::process::ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Bounded {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// stdout then stderr, and a line saying so when the deadline passed.
+    pub fn text(&self) -> String {
+        let mut t = format!("{}{}", self.stdout, self.stderr);
+        if self.status.is_none() {
+            t.push_str("\n(killed: deadline passed)");
+        }
+        t
+    }
+
+    /// As a [`std::process::Output`]; a killed command shows as killed by
+    /// SIGKILL, with a line on stderr saying why.
+    pub fn into_output(self) -> std::process::Output {
+        use std::os::unix::process::ExitStatusExt;
+        let mut stderr = self.stderr.into_bytes();
+        if self.status.is_none() {
+            stderr.extend_from_slice(b"\n(killed: deadline passed)");
+        }
+        std::process::Output {
+            status: self.status.unwrap_or_else(|| ExitStatusExt::from_raw(9)),
+            stdout: self.stdout.into_bytes(),
+            stderr,
+        }
+    }
+}
+
+/// Run `cmd` to completion, but never longer than `limit`: it runs in a
+/// process group of its own, which gets SIGKILL (by its PID, which is the
+/// group's id) when the limit passes. Output goes to files, not pipes, so a
+/// daemon the command leaves behind holding its stdout cannot stall the
+/// caller; stdin is /dev/null. External tools (podman, docker, ctr, script)
+/// go through this so that a hang fails one test instead of the whole run.
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Bounded {
+    bounded(cmd, limit, false)
+}
+
+/// [`output_within`] for a test process that is a child subreaper: while
+/// waiting it also reaps every orphan handed to it (e.g. podman's conmon,
+/// which podman waits on until it is reaped). Only for test binaries that
+/// run nothing else concurrently: it takes any child's exit status.
+pub fn output_within_reaping(cmd: &mut Command, limit: std::time::Duration) -> Bounded {
+    bounded(cmd, limit, true)
+}
+
+fn bounded(cmd: &mut Command, limit: std::time::Duration, reap_all: bool) -> Bounded {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let dir = tempdir("out");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let out = std::fs::File::create(&out_path).expect("stdout file");
+    let err = std::fs::File::create(&err_path).expect("stderr file");
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if reap_all {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p == pid => {
+                    break Some(std::process::ExitStatus::from_raw(code << 8))
+                }
+                Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
+                    break Some(std::process::ExitStatus::from_raw(sig as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => {}
+                Ok(_) => continue,
+            }
+        } else if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    Bounded {
+        status,
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -42,6 +43,37 @@ fn run(mut c: Command) -> Result<()> {
         bail!("{desc} failed: {st}");
     }
     Ok(())
+}
+
+/// Run `c` like [`run`], but kill its whole process group (SIGKILL, by the
+/// group leader's PID) when it overruns `limit`: a hung test must fail the
+/// job with its name on screen, not hold CI until the job's own deadline.
+fn run_within(mut c: Command, limit: Duration) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let desc = format!("{c:?}");
+    let mut child = c
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("spawn {desc}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            if !st.success() {
+                bail!("{desc} failed: {st}");
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            bail!(
+                "{desc} did not finish within {} min and was killed; the test(s) cargo reported as running for over 60 seconds above are the hung ones",
+                limit.as_secs() / 60
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn target_dir() -> PathBuf {
@@ -92,25 +124,30 @@ fn test(extra: &[String]) -> Result<()> {
     let mut l = cargo();
     l.args(["clippy", "--workspace", "--all-targets", "--quiet"]);
     run(l).context("clippy (deny-level lints, e.g. undocumented unsafe blocks)")?;
-    let test = |args: &[&str]| {
+    let test = |args: &[&str], limit_min: u64| {
         let mut t = cargo();
         t.args(["test", "--no-fail-fast"])
             .args(args)
             .args(extra)
             .env("BERTH_SKIP_LOG", &skip_log)
             .env("BERTH_RUNTIME", target_dir().join("debug/berth-runtime"));
-        run(t)
+        run_within(t, Duration::from_secs(limit_min * 60))
     };
-    let r = test(&["--workspace", "--exclude", "berth-conformance"]);
+    // Deadlines far above the usual run (about 5 and 3 minutes here), well
+    // inside CI's own.
+    let r = test(&["--workspace", "--exclude", "berth-conformance"], 25);
     // The conformance suite prints its runc / crun / berth table.
-    let c = test(&[
-        "-p",
-        "berth-conformance",
-        "--",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ]);
+    let c = test(
+        &[
+            "-p",
+            "berth-conformance",
+            "--",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ],
+        15,
+    );
     let r = r.and(c);
     let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
     let n = skips.lines().count();

@@ -88,3 +88,7 @@ pub fn remove_empty_parent_cgroup(name: &str) {
         }
     }
 }
+
+/// The longest an engine client call (ctr, docker) may take before it is
+/// killed and counts as hung.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
