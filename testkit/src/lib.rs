@@ -353,6 +353,8 @@ pub fn output_within_reaping(cmd: &mut Command, limit: std::time::Duration) -> B
     bounded(cmd, limit, true)
 }
 
+// Every path reaps the child: try_wait, waitpid(-1) or waitpid(pid).
+#[allow(clippy::zombie_processes)]
 fn bounded(cmd: &mut Command, limit: std::time::Duration, reap_all: bool) -> Bounded {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     use std::os::unix::process::{CommandExt, ExitStatusExt};
