@@ -130,14 +130,20 @@ fn remove_unused_networks(
     }
 }
 
-/// Delete the link called `name`; `Ok(false)` when there is none.
+/// Delete the link called `name`; `Ok(false)` when there is none. The
+/// kernel may remove it between the lookup and the delete (a veth whose
+/// peer's namespace is being destroyed): that ENODEV counts as none too.
 pub(crate) fn delete_link(nl: &mut Netlink, name: &str) -> Result<bool, Error> {
     let err = |source| Error::DeleteLink {
         name: name.to_string(),
         source,
     };
     match nl.link_by_name(name).map_err(err)? {
-        Some(l) => nl.delete_link(l.index).map(|()| true).map_err(err),
+        Some(l) => match nl.delete_link(l.index) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENODEV as i32) => Ok(false),
+            Err(e) => Err(err(e)),
+        },
         None => Ok(false),
     }
 }

@@ -13,7 +13,7 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask demo | test [cargo test args] | bench [runtime|all]");
+            eprintln!("usage: cargo xtask demo | test [cargo test args] | bench [runtime|pull|all]");
             std::process::exit(2);
         }
     };
@@ -158,20 +158,29 @@ fn test(extra: &[String]) -> Result<()> {
     r
 }
 
+/// `bench [runtime|pull|all] [ARGS]`: the runtime comparison (default),
+/// the pull comparison, or both.
 fn bench(args: &[String]) -> Result<()> {
+    let (which, rest) = match args.first().map(String::as_str) {
+        Some(w @ ("runtime" | "pull" | "all")) => (w, &args[1..]),
+        _ => ("runtime", args),
+    };
+    if which != "pull" {
+        bench_bin("berth-runtime", "compare", rest)?;
+    }
+    if which != "runtime" {
+        bench_bin("berth-cli", "pull", rest)?;
+    }
+    Ok(())
+}
+
+/// Build `package` in release mode, then run the benches' `bin`.
+fn bench_bin(package: &str, bin: &str, args: &[String]) -> Result<()> {
     let mut r = cargo();
-    r.args(["build", "--release", "-p", "berth-runtime"]);
+    r.args(["build", "--release", "-p", package]);
     run(r)?;
     let mut b = cargo();
-    b.args([
-        "run",
-        "--release",
-        "-p",
-        "berth-benches",
-        "--bin",
-        "compare",
-        "--",
-    ])
-    .args(args);
+    b.args(["run", "--release", "-p", "berth-benches", "--bin", bin, "--"])
+        .args(args);
     run(b)
 }
