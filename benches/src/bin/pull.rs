@@ -152,7 +152,12 @@ fn pulls(env: &Env, tools: &[Tool], work: &Path, label: &str, reference: &str, n
             if failed[k].is_some() {
                 continue;
             }
-            let dir = work.join(format!("{}-{label}-{i}", t.name));
+            // Short: podman refuses a runroot longer than 50 characters.
+            let dir = work.join(format!("{k}{}{i}", &label[..1]));
+            if let Err(e) = std::fs::create_dir(&dir) {
+                failed[k] = Some(format!("mkdir {}: {e}", dir.display()));
+                continue;
+            }
             match (t.pull)(env, reference, &dir) {
                 Ok(d) => times[k].push(d),
                 Err(e) => failed[k] = Some(format!("{e:#}")),
@@ -247,7 +252,7 @@ fn main() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the pull bench runs as root (podman's overlay storage, device nodes in layers)");
     }
-    let work_dir = berth_testkit::tempdir("pullbench");
+    let work_dir = berth_testkit::tempdir("pb");
     let work = work_dir.path();
     let conf = work.join("containers.conf");
     std::fs::write(
