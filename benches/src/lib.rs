@@ -89,3 +89,17 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
 }
+
+/// Whether `--quick` was passed (CI's run: fewer iterations, same scenarios).
+pub fn quick() -> bool {
+    std::env::args().any(|a| a == "--quick")
+}
+
+/// `full` iterations, or a third of them (at least 3) under `--quick`.
+pub fn iterations(full: usize) -> usize {
+    if quick() {
+        (full / 3).max(3)
+    } else {
+        full
+    }
+}

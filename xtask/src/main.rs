@@ -13,7 +13,9 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask demo | test [cargo test args] | bench [runtime|pull|all]");
+            eprintln!(
+                "usage: cargo xtask demo | test [cargo test args] | bench [runtime|pull|all]"
+            );
             std::process::exit(2);
         }
     };
@@ -149,6 +151,9 @@ fn test(extra: &[String]) -> Result<()> {
         15,
     );
     let r = r.and(c);
+    // The side-by-side comparisons, short: CI shows the ratios every run.
+    println!("\nbenchmarks (quick: a third of the iterations of `cargo xtask bench`)");
+    let r = r.and(bench(&["all".into(), "--quick".into()]));
     let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
     let n = skips.lines().count();
     println!("\nnamed skips: {n}");
@@ -180,7 +185,15 @@ fn bench_bin(package: &str, bin: &str, args: &[String]) -> Result<()> {
     r.args(["build", "--release", "-p", package]);
     run(r)?;
     let mut b = cargo();
-    b.args(["run", "--release", "-p", "berth-benches", "--bin", bin, "--"])
-        .args(args);
-    run(b)
+    b.args([
+        "run",
+        "--release",
+        "-p",
+        "berth-benches",
+        "--bin",
+        bin,
+        "--",
+    ])
+    .args(args);
+    run_within(b, Duration::from_secs(20 * 60))
 }

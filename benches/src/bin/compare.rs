@@ -14,8 +14,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use berth_benches::*;
 
-const ITERATIONS: usize = 30;
-
 fn wrapper(dir: &std::path::Path, bin: &str) -> Result<Vec<String>> {
     let script = dir.join(format!(
         "wrap-{}",
@@ -87,7 +85,8 @@ fn scenario(name: &str, rts: &[Runtime], bundle: &berth_testkit::Bundle) -> Resu
     let roots: Vec<_> = rts.iter().map(|_| berth_testkit::state_root()).collect();
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); rts.len()];
     let mut failed: Vec<Option<String>> = vec![None; rts.len()];
-    for i in 0..ITERATIONS {
+    let n = iterations(30);
+    for i in 0..n {
         for (k, rt) in rts.iter().enumerate() {
             if failed[k].is_some() {
                 continue;
@@ -102,7 +101,7 @@ fn scenario(name: &str, rts: &[Runtime], bundle: &berth_testkit::Bundle) -> Resu
             }
         }
     }
-    println!("\n## {name}: run of /bin/true, {ITERATIONS} interleaved iterations");
+    println!("\n## {name}: run of /bin/true, {n} interleaved iterations");
     println!(
         "{:<15} {:>10} {:>12} {:>14}",
         "runtime", "median ms", "vs crun", "peak RSS KiB"

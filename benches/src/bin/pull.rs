@@ -124,7 +124,14 @@ fn publish(env: &Env, reg: &Registry, work: &Path, rootfs: &Path, name: &str) ->
     };
     berth(&["import", tarball.to_str().unwrap(), name])?;
     let archive = work.join(format!("{name}.oci.tar"));
-    berth(&["save", "--format", "oci-archive", "-o", archive.to_str().unwrap(), name])?;
+    berth(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        archive.to_str().unwrap(),
+        name,
+    ])?;
     let reference = reg.name(&format!("bench/{name}:latest"));
     let mut copy = Command::new("skopeo");
     copy.args(["copy", "--quiet", "--dest-tls-verify=false"])
@@ -139,7 +146,8 @@ fn usr_include_rootfs(work: &Path) -> Result<PathBuf> {
     berth_testkit::make_busybox_rootfs(&rootfs);
     std::fs::create_dir_all(rootfs.join("usr"))?;
     let mut cp = Command::new("cp");
-    cp.args(["-a", "/usr/include"]).arg(rootfs.join("usr/include"));
+    cp.args(["-a", "/usr/include"])
+        .arg(rootfs.join("usr/include"));
     run_quiet(cp).context("copy /usr/include (Debian libc6-dev)")?;
     Ok(rootfs)
 }
@@ -168,9 +176,7 @@ fn pulls(env: &Env, tools: &[Tool], work: &Path, label: &str, reference: &str, n
     }
     println!("\n## pull + unpack of {label} from a local registry, {n} interleaved iterations");
     println!("{:<14} {:>10} {:>10}", "tool", "median ms", "vs berth");
-    let base = failed[0]
-        .is_none()
-        .then(|| median(&mut times[0].clone()));
+    let base = failed[0].is_none().then(|| median(&mut times[0].clone()));
     for (k, t) in tools.iter().enumerate() {
         if let Some(e) = &failed[k] {
             println!("{:<14} failed: {e}", t.name);
@@ -195,7 +201,11 @@ fn layer_blob(reference: &str, work: &Path) -> Result<PathBuf> {
     run_quiet(copy)?;
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json"))?)?;
-    let blob = |digest: &str| layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
     let manifest_digest = index["manifests"][0]["digest"]
         .as_str()
         .context("index.json has no manifest")?;
@@ -235,7 +245,10 @@ fn unpacks(work: &Path, label: &str, blob: &Path, n: usize) -> Result<()> {
     let mb = bytes as f64 / 1e6;
     let (b, t) = (median(&mut berth), median(&mut tar));
     println!("\n## unpack of the {label} layer ({mb:.1} MB uncompressed tar), {n} interleaved iterations");
-    println!("{:<14} {:>10} {:>10} {:>10}", "unpacker", "median ms", "MB/s", "vs berth");
+    println!(
+        "{:<14} {:>10} {:>10} {:>10}",
+        "unpacker", "median ms", "MB/s", "vs berth"
+    );
     for (name, d) in [("berth", b), ("tar -xzf", t)] {
         println!(
             "{:<14} {:>10.1} {:>10.1} {:>9.2}x",
@@ -269,23 +282,29 @@ fn main() -> Result<()> {
         containers_conf: conf,
     };
     if !env.berth.is_file() {
-        bail!("{} not built (cargo build --release -p berth-cli)", env.berth.display());
+        bail!(
+            "{} not built (cargo build --release -p berth-cli)",
+            env.berth.display()
+        );
     }
     let reg = Registry::start();
     let tools = tools();
-    println!("# pull benchmark (registry 127.0.0.1:{}, every pull into an empty store)", reg.port);
+    println!(
+        "# pull benchmark (registry 127.0.0.1:{}, every pull into an empty store)",
+        reg.port
+    );
 
     let bb = work.join("rootfs-busybox");
     berth_testkit::make_busybox_rootfs(&bb);
     let small = publish(&env, &reg, work, &bb, "busybox")?;
-    pulls(&env, &tools, work, "busybox", &small, 15);
+    pulls(&env, &tools, work, "busybox", &small, iterations(15));
 
     let inc = usr_include_rootfs(work)?;
     let large = publish(&env, &reg, work, &inc, "usr-include")?;
-    pulls(&env, &tools, work, "usr-include", &large, 5);
+    pulls(&env, &tools, work, "usr-include", &large, iterations(5));
 
     let blob = layer_blob(&large, work)?;
-    unpacks(work, "usr-include", &blob, 5)?;
+    unpacks(work, "usr-include", &blob, iterations(5))?;
     unmount_under(work);
     Ok(())
 }
