@@ -171,29 +171,61 @@ fn bench(args: &[String]) -> Result<()> {
         _ => ("runtime", args),
     };
     if which != "pull" {
-        bench_bin("berth-runtime", "compare", rest)?;
+        let rt = static_runtime()?;
+        bench_bin("berth-benches", "compare", rest, Some(&rt))?;
     }
     if which != "runtime" {
-        bench_bin("berth-cli", "pull", rest)?;
+        bench_bin("berth-cli", "pull", rest, None)?;
     }
     Ok(())
 }
 
-/// Build `package` in release mode, then run the benches' `bin`.
-fn bench_bin(package: &str, bin: &str, args: &[String]) -> Result<()> {
+/// The runtime as shipped: a static-pie release build (glibc with
+/// `crt-static`, Debian's `libseccomp.a`): no dynamic loading on each of its
+/// two execs, and fewer resident pages. Built for the explicit host target
+/// so that proc-macros stay dynamic. Falls back to the dynamic release build
+/// when `libseccomp.a` is missing.
+fn static_runtime() -> Result<PathBuf> {
+    let lib = Path::new("/usr/lib/x86_64-linux-gnu/libseccomp.a");
+    let host = host_triple()?;
+    if !lib.is_file() || host != "x86_64-unknown-linux-gnu" {
+        eprintln!("xtask: no static build ({} missing or host {host}); benchmarking the dynamic one", lib.display());
+        let mut r = cargo();
+        r.args(["build", "--release", "-p", "berth-runtime"]);
+        run(r)?;
+        return Ok(target_dir().join("release/berth-runtime"));
+    }
+    let mut r = cargo();
+    r.args(["build", "--release", "-p", "berth-runtime", "--target", &host])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("LIBSECCOMP_LINK_TYPE", "static")
+        .env("LIBSECCOMP_LIB_PATH", lib.parent().expect("dir"));
+    run(r)?;
+    Ok(target_dir().join(&host).join("release/berth-runtime"))
+}
+
+fn host_triple() -> Result<String> {
+    let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .context("rustc -vV")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .context("rustc -vV printed no host")
+}
+
+/// Build `package` in release mode, then run the benches' `bin` (with
+/// `$BERTH_RUNTIME` set to `runtime` when given).
+fn bench_bin(package: &str, bin: &str, args: &[String], runtime: Option<&Path>) -> Result<()> {
     let mut r = cargo();
     r.args(["build", "--release", "-p", package]);
     run(r)?;
     let mut b = cargo();
-    b.args([
-        "run",
-        "--release",
-        "-p",
-        "berth-benches",
-        "--bin",
-        bin,
-        "--",
-    ])
-    .args(args);
+    b.args(["run", "--release", "-p", "berth-benches", "--bin", bin, "--"])
+        .args(args);
+    if let Some(rt) = runtime {
+        b.env("BERTH_RUNTIME", rt);
+    }
     run_within(b, Duration::from_secs(20 * 60))
 }
