@@ -53,8 +53,13 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
         ));
     }
     let mut seccomp_listener = None;
+    let mut seccomp = None;
     if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        crate::seccomp::validate(s)?;
+        seccomp = Some(crate::seccomp::Program::prepare(
+            s,
+            Some(&root.seccomp_cache()),
+        )?);
+        crate::seccomp::notify::check_listener(s)?;
         seccomp_listener = crate::seccomp::connect_listener(s)?;
     }
     let linux = spec.linux().as_ref().expect("validated");
@@ -115,6 +120,7 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
         cgroup: cgroup.clone(),
         ns: nsplan,
         seccomp_listener,
+        seccomp,
     };
     let child = match sys::fork().map_err(crate::error::sys("fork"))? {
         Forked::Child => {

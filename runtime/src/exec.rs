@@ -94,6 +94,11 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
         }
     }
     let seccomp = linux.seccomp().as_ref();
+    // Compiled here, before forking (from the cache when `create` or an
+    // earlier exec compiled the same profile).
+    let program = seccomp
+        .map(|s| crate::seccomp::Program::prepare(s, Some(&root.seccomp_cache())))
+        .transpose()?;
     let listener = match seccomp {
         Some(s) => crate::seccomp::connect_listener(s)?,
         None => None,
@@ -103,7 +108,15 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
     let pid = match sys::fork().map_err(sys_err("fork"))? {
         Forked::Child => {
             drop(parent);
-            let e = child_side(&child, &fds, has_user, &o, config, listener);
+            let e = child_side(
+                &child,
+                &fds,
+                has_user,
+                &o,
+                config,
+                listener,
+                program.as_ref(),
+            );
             let _ = child.send(&Msg::Error {
                 msg: crate::error::chain(&e),
             });
@@ -151,6 +164,7 @@ fn child_side(
     o: &ExecOpts<'_>,
     config: &oci_spec::runtime::Spec,
     listener: Option<OwnedFd>,
+    program: Option<&crate::seccomp::Program>,
 ) -> Error {
     let r = (|| -> Result<Error> {
         let payload = match chan.expect("cgroup", |m| matches!(m, Msg::Proceed { .. }))? {
@@ -192,7 +206,7 @@ fn child_side(
         let linux = config.linux().as_ref();
         let f = crate::process::Final {
             process: &o.process,
-            seccomp: linux.and_then(|l| l.seccomp().as_ref()),
+            seccomp: program,
             seccomp_notify: notify.as_ref(),
             preserve_fds: o.preserve_fds,
             extra_env: Vec::new(),

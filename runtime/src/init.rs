@@ -37,6 +37,8 @@ pub struct InitArgs {
     /// Connected to `linux.seccomp.listenerPath` (host view) when the
     /// profile notifies.
     pub seccomp_listener: Option<OwnedFd>,
+    /// `linux.seccomp`, compiled by the parent.
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// The intermediate child. Never returns.
@@ -155,6 +157,7 @@ fn container_init(a: InitArgs) -> ! {
         &state_json,
         fifo,
         a.seccomp_listener,
+        a.seccomp.as_ref(),
     );
     eprintln!("berth-runtime: {}", crate::error::chain(&err));
     sys::exit_now(127);
@@ -240,6 +243,7 @@ fn run_container_process(
     state_json: &str,
     fifo: std::fs::File,
     seccomp_listener: Option<OwnedFd>,
+    program: Option<&crate::seccomp::Program>,
 ) -> Error {
     let state = state_json.replace("\"status\":\"creating\"", "\"status\":\"created\"");
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
@@ -266,7 +270,7 @@ fn run_container_process(
     let linux = spec.linux().as_ref();
     let f = crate::process::Final {
         process,
-        seccomp: linux.and_then(|l| l.seccomp().as_ref()),
+        seccomp: program,
         seccomp_notify: notify.as_ref(),
         preserve_fds,
         extra_env: extra_env.to_vec(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::resource::{setrlimit, Resource};
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
+use oci_spec::runtime::{PosixRlimitType, Process};
 
 use crate::error::{sys as sys_err, Error, Result};
 use crate::sys;
@@ -17,7 +17,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 pub struct Final<'a> {
     pub process: &'a Process,
-    pub seccomp: Option<&'a LinuxSeccomp>,
+    pub seccomp: Option<&'a crate::seccomp::Program>,
     /// Where a notifying filter's descriptor goes (see `seccomp::notify`).
     pub seccomp_notify: Option<&'a crate::seccomp::Notify>,
     /// Descriptors 3..3+preserve survive exec.
@@ -61,7 +61,7 @@ fn finalize(f: &Final<'_>) -> Result<Never> {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
         // the user switch below may drop: load it now.
         if let Some(s) = f.seccomp {
-            crate::seccomp::load_with(s, f.seccomp_notify)?;
+            s.load(f.seccomp_notify)?;
             seccomp_loaded = true;
         }
     }
@@ -98,7 +98,7 @@ fn finalize(f: &Final<'_>) -> Result<Never> {
     }
     if !seccomp_loaded {
         if let Some(s) = f.seccomp {
-            crate::seccomp::load_with(s, f.seccomp_notify)?;
+            s.load(f.seccomp_notify)?;
         }
     }
     let cprog = cstr(prog.as_os_str().as_bytes())?;

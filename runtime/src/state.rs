@@ -171,6 +171,12 @@ impl Root {
         self.dir.join(id)
     }
 
+    /// Compiled seccomp programs (see `seccomp::program`); its name starts
+    /// with a dot, which no container id may.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.dir.join(".seccomp-cache")
+    }
+
     fn ensure(&self) -> Result<()> {
         fs::DirBuilder::new()
             .recursive(true)

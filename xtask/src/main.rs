@@ -189,17 +189,27 @@ fn static_runtime() -> Result<PathBuf> {
     let lib = Path::new("/usr/lib/x86_64-linux-gnu/libseccomp.a");
     let host = host_triple()?;
     if !lib.is_file() || host != "x86_64-unknown-linux-gnu" {
-        eprintln!("xtask: no static build ({} missing or host {host}); benchmarking the dynamic one", lib.display());
+        eprintln!(
+            "xtask: no static build ({} missing or host {host}); benchmarking the dynamic one",
+            lib.display()
+        );
         let mut r = cargo();
         r.args(["build", "--release", "-p", "berth-runtime"]);
         run(r)?;
         return Ok(target_dir().join("release/berth-runtime"));
     }
     let mut r = cargo();
-    r.args(["build", "--release", "-p", "berth-runtime", "--target", &host])
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env("LIBSECCOMP_LINK_TYPE", "static")
-        .env("LIBSECCOMP_LIB_PATH", lib.parent().expect("dir"));
+    r.args([
+        "build",
+        "--release",
+        "-p",
+        "berth-runtime",
+        "--target",
+        &host,
+    ])
+    .env("RUSTFLAGS", "-C target-feature=+crt-static")
+    .env("LIBSECCOMP_LINK_TYPE", "static")
+    .env("LIBSECCOMP_LIB_PATH", lib.parent().expect("dir"));
     run(r)?;
     Ok(target_dir().join(&host).join("release/berth-runtime"))
 }
@@ -222,8 +232,16 @@ fn bench_bin(package: &str, bin: &str, args: &[String], runtime: Option<&Path>) 
     r.args(["build", "--release", "-p", package]);
     run(r)?;
     let mut b = cargo();
-    b.args(["run", "--release", "-p", "berth-benches", "--bin", bin, "--"])
-        .args(args);
+    b.args([
+        "run",
+        "--release",
+        "-p",
+        "berth-benches",
+        "--bin",
+        bin,
+        "--",
+    ])
+    .args(args);
     if let Some(rt) = runtime {
         b.env("BERTH_RUNTIME", rt);
     }

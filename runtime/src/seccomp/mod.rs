@@ -1,14 +1,16 @@
 //! seccomp filters from `linux.seccomp`, compiled with libseccomp.
 //!
-//! [`validate`] compiles the whole profile without loading it, so every
-//! mistake (unknown syscall name, bad errnoRet, bad argument index, flag the
-//! kernel lacks, notify without a listener) fails `create` before anything
-//! exists. [`load_with`] compiles again in the container process and loads
-//! the filter into it; for `SCMP_ACT_NOTIFY` it then hands the notification
-//! descriptor to the listener (see [`notify`]).
+//! [`Program::prepare`] compiles the whole profile in the runtime's parent
+//! process (or takes it from the cache, see [`program`]), so every mistake
+//! (unknown syscall name, bad errnoRet, bad argument index, flag the kernel
+//! lacks, notify without a listener) fails `create` before anything exists.
+//! The container process only loads the prepared program
+//! ([`Program::load`]); for `SCMP_ACT_NOTIFY` it then hands the
+//! notification descriptor to the listener (see [`notify`]).
 
 mod compile;
 pub mod notify;
+pub mod program;
 
 use std::path::PathBuf;
 
@@ -16,6 +18,7 @@ use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompFilterFlag as F};
 use serde_json::json;
 
 pub use notify::{connect_listener, Notify};
+pub use program::Program;
 
 /// What can be wrong with a profile or with applying it.
 #[derive(Debug, thiserror::Error)]
@@ -85,50 +88,17 @@ impl From<SeccompError> for crate::Error {
     }
 }
 
-/// Check a profile completely, without loading it (at `create`, before
-/// anything is created). Names left out as too new for libseccomp are
-/// logged.
+/// Check a profile completely, without loading it or touching any cache.
 pub fn validate(s: &LinuxSeccomp) -> crate::Result<()> {
-    let c = compile::compile(s)?;
+    Program::prepare(s, None)?;
     notify::check_listener(s)?;
-    for name in &c.skipped {
-        crate::log::warn(&format!(
-            "seccomp: syscall {name:?} is unknown to libseccomp {}: its rule is left out",
-            libseccomp_version()
-        ));
-    }
     Ok(())
 }
 
-/// Load the filter into the calling process (a profile that notifies
-/// needs [`load_with`]).
+/// Compile and load a profile that does not notify into the calling
+/// process.
 pub fn load(s: &LinuxSeccomp) -> crate::Result<()> {
-    load_with(s, None)
-}
-
-/// Load the filter into the calling process; with `notify`, send the
-/// notification descriptor to the listener right after loading. The
-/// descriptor is close-on-exec (the kernel creates it so), so the
-/// container's program never holds it.
-pub fn load_with(s: &LinuxSeccomp, notify: Option<&Notify>) -> crate::Result<()> {
-    let c = compile::compile(s)?;
-    let target = match (c.notify, notify) {
-        (true, Some(n)) => Some(n),
-        (true, None) => return Err(SeccompError::NotifyNotConnected.into()),
-        (false, _) => None,
-    };
-    c.ctx.load().map_err(|source| SeccompError::Lib {
-        op: "load seccomp filter",
-        source,
-    })?;
-    if let Some(n) = target {
-        let fd = c.ctx.get_notify_fd().map_err(|source| SeccompError::Lib {
-            op: "get notify descriptor",
-            source,
-        })?;
-        notify::deliver(n, fd)?;
-    }
-    Ok(())
+    Program::prepare(s, None)?.load(None)
 }
 
 const ACTIONS: &[&str] = &[

@@ -243,3 +243,65 @@ fn features_lists_runc_fields() {
         .unwrap()
         .contains(&json!("SCMP_CMP_MASKED_EQ")));
 }
+
+fn cache_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_prepared_program_is_cached_and_the_cache_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p =
+        rules(json!([{"names": ["mkdir", "rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]));
+    let first = Program::prepare(&p, Some(&cache)).expect("compiles");
+    assert!(!first.cached);
+    let files = cache_files(&cache);
+    assert_eq!(files.len(), 1, "one cache file: {files:?}");
+    let second = Program::prepare(&p, Some(&cache)).expect("cached");
+    assert!(second.cached, "the second prepare reads the cache");
+    assert_eq!(
+        format!("{first:?}").replace("cached: false", ""),
+        format!("{second:?}").replace("cached: true", "")
+    );
+
+    // Another profile is another entry, never the first one's program.
+    let other = rules(json!([{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]));
+    let o = Program::prepare(&other, Some(&cache)).expect("compiles");
+    assert!(!o.cached);
+    assert_eq!(cache_files(&cache).len(), 2);
+
+    // A damaged file is ignored, then rewritten whole.
+    let bytes = std::fs::read(&files[0]).unwrap();
+    std::fs::write(&files[0], &bytes[..bytes.len() - 3]).unwrap();
+    let again = Program::prepare(&p, Some(&cache)).expect("recompiles");
+    assert!(!again.cached, "a truncated cache file must not be loaded");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+
+    // A file under the right name holding another key is not used.
+    let foreign = std::fs::read(
+        &cache_files(&cache)
+            .into_iter()
+            .find(|f| *f != files[0])
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&files[0], foreign).unwrap();
+    let again = Program::prepare(&p, Some(&cache)).expect("recompiles");
+    assert!(
+        !again.cached,
+        "a cache file for another key must not be loaded"
+    );
+}
+
+#[test]
+fn a_bad_profile_is_refused_before_the_cache_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = rules(json!([{"names": ["no_such_syscall"], "action": "SCMP_ACT_ERRNO"}]));
+    let e = Program::prepare(&p, Some(&cache)).expect_err("refused");
+    assert!(e.to_string().contains("no_such_syscall"), "{e}");
+    assert!(cache_files(&cache).is_empty());
+}

@@ -1,0 +1,239 @@
+//! A filter compiled once, before the runtime forks, and loaded with the
+//! raw seccomp(2) call in the container process.
+//!
+//! libseccomp spends milliseconds turning a large profile (Docker's default
+//! lists some 350 syscalls) into BPF. The runtime compiles in the parent
+//! (which must compile anyway, to refuse a bad profile before anything
+//! exists) and hands the exported program to its children, which only
+//! load it. Engines start many containers with the same profile, so the
+//! exported program is also kept in a cache under the runtime's root
+//! (`<root>/.seccomp-cache`, mode 0700, written by rename): the next create
+//! or exec with the same profile, libseccomp, kernel and architecture
+//! loads the cached program without compiling. A cache file holds its full
+//! key (the profile as JSON plus those versions) and is used only when the
+//! key matches byte for byte, so the file name (a 64-bit hash) can collide
+//! without harm; anything malformed is ignored and rewritten.
+
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompFilterFlag as F};
+
+use super::compile;
+use super::notify::Notify;
+use super::SeccompError as E;
+
+/// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
+const MAX_INSNS: usize = 4096;
+/// One `struct sock_filter`.
+const INSN: usize = 8;
+const MAGIC: &[u8; 8] = b"BERTHSC1";
+
+const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+const SECCOMP_FILTER_FLAG_LOG: libc::c_uint = 1 << 1;
+const SECCOMP_FILTER_FLAG_SPEC_ALLOW: libc::c_uint = 1 << 2;
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_uint = 1 << 3;
+
+/// A filter ready to load.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// `struct sock_filter` instructions, as libseccomp exports them.
+    bpf: Vec<u8>,
+    /// seccomp(2) flags for the load.
+    flags: libc::c_uint,
+    /// Whether some rule uses SCMP_ACT_NOTIFY.
+    pub notify: bool,
+    /// Whether this one came from the cache.
+    pub cached: bool,
+}
+
+impl Program {
+    /// Compile `s` (or take it from the cache in `cache_dir`, when given).
+    /// Every error a profile can have is reported here.
+    pub fn prepare(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> crate::Result<Program> {
+        let notify = uses_notify(s);
+        let flags = flags(s, notify);
+        let key = cache_key(s);
+        if let Some(dir) = cache_dir {
+            if let Some(bpf) = read_cached(&cache_path(dir, &key), &key) {
+                return Ok(Program {
+                    bpf,
+                    flags,
+                    notify,
+                    cached: true,
+                });
+            }
+        }
+        let c = compile::compile(s)?;
+        for name in &c.skipped {
+            crate::log::warn(&format!(
+                "seccomp: syscall {name:?} is unknown to libseccomp {}: its rule is left out",
+                super::libseccomp_version()
+            ));
+        }
+        let bpf = export(&c.ctx)?;
+        if let Some(dir) = cache_dir {
+            // A cache that cannot be written only costs the next compile.
+            if let Err(e) = write_cached(dir, &key, &bpf) {
+                crate::log::debug(&format!("seccomp cache not written: {e}"));
+            }
+        }
+        Ok(Program {
+            bpf,
+            flags,
+            notify,
+            cached: false,
+        })
+    }
+
+    /// Load into the calling process; with `notify`, hand the notification
+    /// descriptor to the listener right after.
+    pub fn load(&self, notify: Option<&Notify>) -> crate::Result<()> {
+        let target = match (self.notify, notify) {
+            (true, Some(n)) => Some(n),
+            (true, None) => return Err(E::NotifyNotConnected.into()),
+            (false, _) => None,
+        };
+        let prog = libc::sock_fprog {
+            len: (self.bpf.len() / INSN) as libc::c_ushort,
+            filter: self.bpf.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `prog` points at `len` whole sock_filter instructions in
+        // `self.bpf`, which outlives the call; the kernel copies the program.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if r < 0 {
+            return Err(crate::Error::Seccomp(format!(
+                "load seccomp filter: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        if let Some(n) = target {
+            // SAFETY: with NEW_LISTENER the kernel returned a fresh
+            // close-on-exec descriptor that nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(r as i32) };
+            super::notify::deliver(n, fd.as_raw_fd())?;
+        }
+        Ok(())
+    }
+}
+
+fn uses_notify(s: &LinuxSeccomp) -> bool {
+    s.syscalls()
+        .iter()
+        .flatten()
+        .any(|r| r.action() == A::ScmpActNotify)
+}
+
+fn flags(s: &LinuxSeccomp, notify: bool) -> libc::c_uint {
+    let mut f = 0;
+    for flag in s.flags().iter().flatten() {
+        f |= match flag {
+            F::SeccompFilterFlagLog => SECCOMP_FILTER_FLAG_LOG,
+            F::SeccompFilterFlagSpecAllow => SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            // The loading process is single-threaded: nothing to sync.
+            F::SeccompFilterFlagTsync => 0,
+        };
+    }
+    if notify {
+        f |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    }
+    f
+}
+
+/// Everything the compiled program depends on.
+fn cache_key(s: &LinuxSeccomp) -> Vec<u8> {
+    let uts = nix::sys::utsname::uname().ok();
+    let release = uts
+        .as_ref()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let machine = uts
+        .as_ref()
+        .map(|u| u.machine().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let profile = serde_json::to_string(s).expect("a parsed profile serializes");
+    format!(
+        "libseccomp {} api {}\nkernel {release} {machine}\n{profile}",
+        super::libseccomp_version(),
+        libseccomp::get_api()
+    )
+    .into_bytes()
+}
+
+fn cache_path(dir: &Path, key: &[u8]) -> PathBuf {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    dir.join(format!("{:016x}.bpf", h.finish()))
+}
+
+/// The program in `path` when the file is ours, whole, and for `key`.
+fn read_cached(path: &Path, key: &[u8]) -> Option<Vec<u8>> {
+    let f = std::fs::File::open(path).ok()?;
+    let limit = (MAGIC.len() + 8 + key.len() + MAX_INSNS * INSN) as u64;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).ok()?;
+    let rest = buf.strip_prefix(MAGIC.as_slice())?;
+    let (len, rest) = rest.split_at_checked(8)?;
+    let key_len = u64::from_le_bytes(len.try_into().ok()?) as usize;
+    let (stored_key, bpf) = rest.split_at_checked(key_len)?;
+    (stored_key == key && !bpf.is_empty() && bpf.len() % INSN == 0 && bpf.len() <= MAX_INSNS * INSN)
+        .then(|| bpf.to_vec())
+}
+
+fn write_cached(dir: &Path, key: &[u8], bpf: &[u8]) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let path = cache_path(dir, key);
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let r = (|| {
+        f.write_all(MAGIC)?;
+        f.write_all(&(key.len() as u64).to_le_bytes())?;
+        f.write_all(key)?;
+        f.write_all(bpf)?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// libseccomp's BPF for `ctx`, through a memfd.
+fn export(ctx: &libseccomp::ScmpFilterContext) -> crate::Result<Vec<u8>> {
+    let fd =
+        nix::sys::memfd::memfd_create(c"berth-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| crate::Error::Seccomp(format!("memfd for the seccomp program: {e}")))?;
+    ctx.export_bpf(&fd).map_err(|source| E::Lib {
+        op: "export seccomp filter",
+        source,
+    })?;
+    let mut f = std::fs::File::from(fd);
+    let mut bpf = Vec::new();
+    f.seek(SeekFrom::Start(0))
+        .and_then(|_| f.read_to_end(&mut bpf))
+        .map_err(|e| crate::Error::Seccomp(format!("read the exported seccomp program: {e}")))?;
+    if bpf.is_empty() || bpf.len() % INSN != 0 || bpf.len() > MAX_INSNS * INSN {
+        return Err(crate::Error::Seccomp(format!(
+            "libseccomp exported a program of {} bytes",
+            bpf.len()
+        )));
+    }
+    Ok(bpf)
+}
