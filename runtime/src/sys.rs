@@ -323,3 +323,38 @@ fn detached_mount(
     // SAFETY: fsmount succeeded: `mfd` is a fresh descriptor we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(mfd as RawFd) })
 }
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog) with `bpf` holding whole
+/// `struct sock_filter` instructions. With SECCOMP_FILTER_FLAG_NEW_LISTENER
+/// in `flags`, the notification descriptor the kernel returns.
+pub fn seccomp_set_filter(flags: libc::c_uint, bpf: &[u8]) -> std::io::Result<Option<OwnedFd>> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_uint = 1 << 3;
+    let insn = std::mem::size_of::<libc::sock_filter>();
+    if bpf.is_empty() || bpf.len() % insn != 0 || bpf.len() / insn > u16::MAX as usize {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let prog = libc::sock_fprog {
+        len: (bpf.len() / insn) as libc::c_ushort,
+        filter: bpf.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` describes `len` whole instructions inside `bpf`, which
+    // outlives the call; the kernel only reads (and copies) the program.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    // SAFETY: with NEW_LISTENER the kernel returned a new descriptor (close-
+    // on-exec) that nothing else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(r as i32) }))
+}

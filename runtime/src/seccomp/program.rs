@@ -16,7 +16,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,6 @@ const MAX_INSNS: usize = 4096;
 const INSN: usize = 8;
 const MAGIC: &[u8; 8] = b"BERTHSC1";
 
-const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
 const SECCOMP_FILTER_FLAG_LOG: libc::c_uint = 1 << 1;
 const SECCOMP_FILTER_FLAG_SPEC_ALLOW: libc::c_uint = 1 << 2;
 const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_uint = 1 << 3;
@@ -97,30 +96,9 @@ impl Program {
             (true, None) => return Err(E::NotifyNotConnected.into()),
             (false, _) => None,
         };
-        let prog = libc::sock_fprog {
-            len: (self.bpf.len() / INSN) as libc::c_ushort,
-            filter: self.bpf.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: `prog` points at `len` whole sock_filter instructions in
-        // `self.bpf`, which outlives the call; the kernel copies the program.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                SECCOMP_SET_MODE_FILTER,
-                self.flags,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if r < 0 {
-            return Err(crate::Error::Seccomp(format!(
-                "load seccomp filter: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        if let Some(n) = target {
-            // SAFETY: with NEW_LISTENER the kernel returned a fresh
-            // close-on-exec descriptor that nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(r as i32) };
+        let listener = crate::sys::seccomp_set_filter(self.flags, &self.bpf)
+            .map_err(|e| crate::Error::Seccomp(format!("load seccomp filter: {e}")))?;
+        if let (Some(n), Some(fd)) = (target, listener) {
             super::notify::deliver(n, fd.as_raw_fd())?;
         }
         Ok(())
