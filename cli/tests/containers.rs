@@ -691,3 +691,106 @@ fn sigkill_of_foreground_berth_leaves_a_container_ps_and_rm_handle() {
     e.ok(&["rm", "-f", "fg"]);
     e.assert_no_containers();
 }
+
+/// Whether the cgroup freezer holds `pid`'s cgroup frozen (v1 freezer
+/// hierarchy, else the v2 unified one).
+fn frozen(pid: i64) -> bool {
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in cg.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        if ctrls.split(',').any(|c| c == "freezer") {
+            let st =
+                fs::read_to_string(format!("/sys/fs/cgroup/freezer{path}/freezer.state")).unwrap();
+            return st.trim() == "FROZEN";
+        }
+    }
+    let path = cg
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup");
+    fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.freeze"))
+        .unwrap()
+        .trim()
+        == "1"
+}
+
+fn inspect(e: &Env, c: &str) -> Value {
+    serde_json::from_str::<Value>(&e.ok(&["inspect", c])).unwrap()[0].clone()
+}
+
+fn pause_top_rename_restart(test: &str, rt: &str) {
+    let Some(rt) = runtime(test, rt) else { return };
+    let e = Env::new("ctr-pause", rt);
+    let script = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
+    let o = e.run(&["-d", "--name", "p1", "busybox:test", "sh", "-c", script]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+
+    // top: the container's own processes, by host pid.
+    let pid = inspect(&e, "p1")["State"]["Pid"].as_i64().unwrap();
+    let top = e.ok(&["top", "p1"]);
+    assert!(top.starts_with("PID"), "{top}");
+    assert!(
+        top.lines()
+            .any(|l| l.starts_with(&format!("{pid} ")) && l.contains("sh -c")),
+        "the init ({pid}) is listed: {top}"
+    );
+
+    // pause: frozen, shown as paused; a second pause and exec are refused.
+    e.ok(&["pause", "p1"]);
+    assert!(frozen(pid), "the container's cgroup is frozen");
+    let i = inspect(&e, "p1");
+    assert_eq!(i["State"]["Status"], "paused");
+    assert_eq!(i["State"]["Paused"], true);
+    assert!(e.ok(&["ps"]).contains("Up (Paused)"));
+    assert_eq!(code(&e.berth(&["pause", "p1"])), 125, "pause twice");
+    let o = e.berth(&["exec", "p1", "true"]);
+    assert_eq!(code(&o), 125, "exec into a paused container");
+    assert!(text(&o.stderr).contains("paused"), "{}", text(&o.stderr));
+
+    // unpause: thawed and running; unpause twice is refused.
+    e.ok(&["unpause", "p1"]);
+    assert!(!frozen(pid), "thawed");
+    assert_eq!(inspect(&e, "p1")["State"]["Status"], "running");
+    assert_eq!(code(&e.berth(&["unpause", "p1"])), 125, "unpause twice");
+    assert_eq!(e.ok(&["exec", "p1", "echo", "alive"]).trim(), "alive");
+
+    // stop of a paused container thaws it so SIGTERM is honoured.
+    e.ok(&["pause", "p1"]);
+    e.ok(&["stop", "-t", "10", "p1"]);
+    assert_eq!(e.ok(&["wait", "p1"]).trim(), "0", "exited by its TERM trap");
+
+    // rename: the new name finds it, the old one does not; bad and taken
+    // names are refused.
+    e.ok(&["rename", "p1", "p2"]);
+    assert_eq!(inspect(&e, "p2")["Name"], "/p2");
+    assert_eq!(code(&e.berth(&["inspect", "p1"])), 125, "old name gone");
+    assert_eq!(
+        code(&e.berth(&["rename", "p2", "bad/name"])),
+        125,
+        "invalid name"
+    );
+    let o = e.run(&["-d", "--name", "other", "busybox:test", "sleep", "100"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = e.berth(&["rename", "p2", "other"]);
+    assert_eq!(code(&o), 125, "taken name");
+    assert!(text(&o.stderr).contains("in use"), "{}", text(&o.stderr));
+
+    // restart: a stopped container runs again, with a new init.
+    e.ok(&["restart", "-t", "1", "p2"]);
+    let i = inspect(&e, "p2");
+    assert_eq!(i["State"]["Status"], "running");
+    assert_ne!(i["State"]["Pid"].as_i64().unwrap(), pid);
+    e.ok(&["rm", "-f", "p2", "other"]);
+    e.assert_no_containers();
+}
+
+#[test]
+fn pause_unpause_top_rename_restart() {
+    pause_top_rename_restart("pause_unpause_top_rename_restart", "berth-runtime");
+}
+
+#[test]
+fn runc_pause_unpause_top_rename_restart() {
+    pause_top_rename_restart("runc_pause_unpause_top_rename_restart", "runc");
+}

@@ -109,6 +109,26 @@ impl ContainerDb {
             .map_err(self.err())
     }
 
+    /// Give a record a new name; fails with `NameInUse` if it is taken.
+    pub fn rename(&self, r: &ContainerRecord) -> Result<()> {
+        let json = serde_json::to_string(r).map_err(|source| EngineError::BadRecord {
+            id: r.id.clone(),
+            source,
+        })?;
+        match self.conn.execute(
+            "UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1",
+            params![r.id, r.name, json],
+        ) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(EngineError::NameInUse(r.name.clone()))
+            }
+            Err(e) => Err(self.err()(e)),
+        }
+    }
+
     pub fn delete(&self, id: &str) -> Result<bool> {
         self.conn
             .execute("DELETE FROM containers WHERE id = ?1", params![id])

@@ -24,6 +24,10 @@ pub enum EngineError {
     Running(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error("container {0} is paused (unpause it first)")]
+    Paused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
     #[error("cannot find the OCI runtime {name:?} (next to berth or on PATH)")]
     RuntimeNotFound { name: String },
     #[error("cannot find berth-monitor (set BERTH_MONITOR, or install it next to berth)")]

@@ -26,7 +26,8 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
         "Args": rec.args.get(1..).unwrap_or_default(),
         "State": {
             "Status": st.status.as_str(),
-            "Running": st.status == Status::Running,
+            "Running": st.is_running(),
+            "Paused": st.status == Status::Paused,
             "Pid": st.pid.unwrap_or(0),
             "ExitCode": st.exit_code.unwrap_or(0),
             "Error": st.error.clone().unwrap_or_default(),

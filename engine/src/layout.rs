@@ -13,3 +13,6 @@ pub const MONITOR_LOCK: &str = "monitor.lock";
 pub const ATTACH_LOCK: &str = "attach.lock";
 pub const PID_FILE: &str = "pid";
 pub const EXIT_FILE: &str = "exit.json";
+/// Present while the container is (being) paused: written before the
+/// runtime freezes it, removed after it thaws.
+pub const PAUSED_FILE: &str = "paused";

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::db::ContainerRecord;
 use crate::engine::Engine;
 use crate::error::{io, EngineError, Result};
+use crate::layout::PAUSED_FILE;
 use crate::state::Status;
 
 /// What `exec` runs.
@@ -55,6 +56,139 @@ impl Engine {
         self.runtime_ok(&rec, "kill", &["kill", &rec.id, signal])
     }
 
+    /// Freeze every process of a running container. The `paused` marker
+    /// is written first, so a crash in between shows the container paused
+    /// (and `unpause` repairs it), never running while frozen.
+    pub fn pause(&self, key: &str) -> Result<()> {
+        let rec = self.find(key)?;
+        let st = self.state(&rec);
+        match st.status {
+            Status::Running => {}
+            Status::Paused => return Err(EngineError::Paused(rec.id)),
+            _ => return Err(EngineError::NotRunning(rec.id)),
+        }
+        let marker = self.run_dir(&rec.id).join(PAUSED_FILE);
+        fs::write(&marker, b"").map_err(io("write", &marker))?;
+        let r = self.runtime_ok(&rec, "pause", &["pause", &rec.id]);
+        if r.is_err() {
+            let _ = fs::remove_file(&marker);
+        }
+        r
+    }
+
+    /// Thaw a paused container.
+    pub fn unpause(&self, key: &str) -> Result<()> {
+        let rec = self.find(key)?;
+        if self.state(&rec).status != Status::Paused {
+            return Err(EngineError::NotPaused(rec.id));
+        }
+        self.thaw(&rec)
+    }
+
+    /// Resume through the runtime, then drop the marker. A container the
+    /// runtime says is not paused (a crash between marker and freeze) only
+    /// loses its marker.
+    fn thaw(&self, rec: &ContainerRecord) -> Result<()> {
+        if let Err(e) = self.runtime_ok(rec, "resume", &["resume", &rec.id]) {
+            if self.runtime_status(rec).as_deref() == Some("paused") {
+                return Err(e);
+            }
+        }
+        let marker = self.run_dir(&rec.id).join(PAUSED_FILE);
+        match fs::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &marker)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The runtime's own view (`state ID`), when it has one.
+    fn runtime_status(&self, rec: &ContainerRecord) -> Option<String> {
+        let out = self
+            .runtime(rec)
+            .args(["state", &rec.id])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["status"].as_str().map(str::to_string)
+    }
+
+    /// Processes of a running container: pid, parent pid and command line
+    /// of each, from the runtime's `ps` and /proc.
+    pub fn top(&self, key: &str) -> Result<Vec<(i32, i32, String)>> {
+        let rec = self.find(key)?;
+        if !self.state(&rec).is_running() {
+            return Err(EngineError::NotRunning(rec.id));
+        }
+        let out = self
+            .runtime(&rec)
+            .args(["ps", "--format", "json", &rec.id])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| EngineError::Spawn {
+                program: rec.runtime.clone(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(EngineError::Runtime {
+                op: "ps",
+                id: rec.id.clone(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        let pids: Vec<i32> =
+            serde_json::from_slice(&out.stdout).map_err(|e| EngineError::Runtime {
+                op: "ps",
+                id: rec.id.clone(),
+                message: format!("not a JSON list of pids: {e}"),
+            })?;
+        let mut procs: Vec<(i32, i32, String)> = pids
+            .into_iter()
+            .filter_map(|pid| {
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                // The fields after the command name's closing parenthesis.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                let ppid = rest.split(' ').nth(1)?.parse().ok()?;
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let cmd = cmdline
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Some((pid, ppid, cmd))
+            })
+            .collect();
+        procs.sort();
+        Ok(procs)
+    }
+
+    /// Stop (if running) and start again.
+    pub fn restart(&self, key: &str, timeout: Duration) -> Result<()> {
+        self.stop(key, timeout)?;
+        self.start(key).map(drop)
+    }
+
+    /// Give a container a new name.
+    pub fn rename(&self, key: &str, name: &str) -> Result<()> {
+        if !crate::host::valid_name(name) {
+            return Err(EngineError::InvalidName(name.to_string()));
+        }
+        let mut rec = self.find(key)?;
+        rec.name = name.to_string();
+        self.db.rename(&rec)
+    }
+
+    /// A frozen process cannot act on a signal: thaw a paused container
+    /// before stopping or removing it (as docker and podman do).
+    fn thaw_if_paused(&self, rec: &ContainerRecord) -> Result<()> {
+        if self.state(rec).status == Status::Paused {
+            self.thaw(rec)?;
+        }
+        Ok(())
+    }
+
     /// Wait up to `timeout` for the container to stop running.
     fn wait_stopped(&self, rec: &ContainerRecord, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
@@ -75,6 +209,7 @@ impl Engine {
         if !self.state(&rec).is_running() {
             return Ok(());
         }
+        self.thaw_if_paused(&rec)?;
         let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "TERM"]);
         if !self.wait_stopped(&rec, timeout) {
             let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "KILL"]);
@@ -93,6 +228,7 @@ impl Engine {
             if !force {
                 return Err(EngineError::Running(rec.id));
             }
+            self.thaw_if_paused(&rec)?;
             let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "KILL"]);
             if !self.wait_stopped(&rec, Duration::from_secs(30)) {
                 return Err(EngineError::Timeout(rec.id));
@@ -143,8 +279,11 @@ impl Engine {
     /// returns its exit code.
     pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32> {
         let rec = self.find(key)?;
-        if !self.state(&rec).is_running() {
-            return Err(EngineError::NotRunning(rec.id));
+        match self.state(&rec).status {
+            Status::Running => {}
+            // The new process would freeze with the rest.
+            Status::Paused => return Err(EngineError::Paused(rec.id)),
+            _ => return Err(EngineError::NotRunning(rec.id)),
         }
         if o.cmd.is_empty() {
             return Err(EngineError::NoCommand);

@@ -1,5 +1,6 @@
 //! A container's live state, derived from its run dir (never stored):
-//! `exit.json` → exited; the monitor's lock held → running; a started
+//! `exit.json` → exited; the monitor's lock held → running (paused while
+//! the `paused` marker exists); a started
 //! container whose monitor is gone without an exit file → exited with a
 //! reason; otherwise created.
 
@@ -8,12 +9,13 @@ use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::layout::{EXIT_FILE, MONITOR_LOCK, PID_FILE};
+use crate::layout::{EXIT_FILE, MONITOR_LOCK, PAUSED_FILE, PID_FILE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Created,
     Running,
+    Paused,
     Exited,
 }
 
@@ -22,6 +24,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Exited => "exited",
         }
     }
@@ -38,8 +41,9 @@ pub struct State {
 }
 
 impl State {
+    /// Whether its process is alive (running or paused).
     pub fn is_running(&self) -> bool {
-        self.status == Status::Running
+        matches!(self.status, Status::Running | Status::Paused)
     }
 }
 
@@ -74,7 +78,11 @@ pub fn probe(run_dir: &Path, started: bool) -> State {
         st.exit_code = Some(code);
         st.finished_at = Some(at);
     } else if monitor_alive(run_dir) {
-        st.status = Status::Running;
+        st.status = if run_dir.join(PAUSED_FILE).exists() {
+            Status::Paused
+        } else {
+            Status::Running
+        };
         st.pid = fs::read_to_string(run_dir.join(PID_FILE))
             .ok()
             .and_then(|s| s.trim().parse().ok());

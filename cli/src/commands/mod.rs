@@ -14,10 +14,12 @@ mod inspect;
 mod load;
 mod login;
 mod logs;
+mod pause;
 mod progress;
 mod ps;
 mod pull;
 mod push;
+mod rename;
 mod rm;
 mod rmi;
 mod run;
@@ -26,6 +28,7 @@ mod start;
 mod stop;
 mod system;
 mod tag;
+mod top;
 mod wait;
 
 use std::path::PathBuf;
@@ -146,6 +149,16 @@ pub enum Command {
     Stop(stop::Args),
     /// Send a signal to containers
     Kill(stop::KillArgs),
+    /// Stop, then start containers again
+    Restart(rename::RestartArgs),
+    /// Freeze every process of containers
+    Pause(pause::Args),
+    /// Thaw paused containers
+    Unpause(pause::Args),
+    /// List a container's processes
+    Top(top::Args),
+    /// Give a container a new name
+    Rename(rename::Args),
     /// Remove containers
     Rm(rm::Args),
     /// Show containers as JSON
@@ -180,6 +193,11 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(a, ctx),
         Command::Stop(a) => stop::run(a, ctx),
         Command::Kill(a) => stop::kill(a, ctx),
+        Command::Restart(a) => rename::restart(a, ctx),
+        Command::Pause(a) => pause::pause(a, ctx),
+        Command::Unpause(a) => pause::unpause(a, ctx),
+        Command::Top(a) => top::run(a, ctx),
+        Command::Rename(a) => rename::run(a, ctx),
         Command::Rm(a) => rm::run(a, ctx),
         Command::Inspect(a) => inspect::run(a, ctx),
         Command::Wait(a) => wait::run(a, ctx),

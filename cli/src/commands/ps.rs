@@ -29,6 +29,7 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .map(|(r, s)| {
             let status = match s.status {
                 berth_engine::Status::Running => "Up".to_string(),
+                berth_engine::Status::Paused => "Up (Paused)".to_string(),
                 berth_engine::Status::Created => "Created".to_string(),
                 berth_engine::Status::Exited => format!("Exited ({})", s.exit_code.unwrap_or(255)),
             };

@@ -1,0 +1,41 @@
+//! `berth rename CONTAINER NEW_NAME` and `berth restart [-t S] CONTAINER...`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::Ctx;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    pub container: String,
+    pub new_name: String,
+}
+
+pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    ctx.engine()?
+        .rename(&a.container, &a.new_name)
+        .with_context(|| format!("rename {}", a.container))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RestartArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn restart(a: RestartArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let engine = ctx.engine()?;
+    for c in &a.containers {
+        engine
+            .restart(c, Duration::from_secs(a.time))
+            .with_context(|| format!("restart {c}"))?;
+        println!("{c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
