@@ -156,8 +156,7 @@ fn container_init(a: InitArgs) -> ! {
         &a.extra_env,
         &state_json,
         fifo,
-        a.seccomp_listener,
-        a.seccomp.as_ref(),
+        (a.seccomp.as_ref(), a.seccomp_listener),
     );
     eprintln!("berth-runtime: {}", crate::error::chain(&err));
     sys::exit_now(127);
@@ -242,8 +241,7 @@ fn run_container_process(
     extra_env: &[String],
     state_json: &str,
     fifo: std::fs::File,
-    seccomp_listener: Option<OwnedFd>,
-    program: Option<&crate::seccomp::Program>,
+    (program, seccomp_listener): (Option<&crate::seccomp::Program>, Option<OwnedFd>),
 ) -> Error {
     let state = state_json.replace("\"status\":\"creating\"", "\"status\":\"created\"");
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());

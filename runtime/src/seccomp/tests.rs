@@ -282,7 +282,7 @@ fn a_prepared_program_is_cached_and_the_cache_is_checked() {
 
     // A file under the right name holding another key is not used.
     let foreign = std::fs::read(
-        &cache_files(&cache)
+        cache_files(&cache)
             .into_iter()
             .find(|f| *f != files[0])
             .unwrap(),
