@@ -794,3 +794,88 @@ fn pause_unpause_top_rename_restart() {
 fn runc_pause_unpause_top_rename_restart() {
     pause_top_rename_restart("runc_pause_unpause_top_rename_restart", "runc");
 }
+
+/// `field` of the container's /proc/self/status.
+fn status_field(e: &Env, extra: &[&str], field: &str) -> String {
+    let mut a = vec!["--rm"];
+    a.extend_from_slice(extra);
+    a.extend_from_slice(&["busybox:test", "grep", field, "/proc/self/status"]);
+    let o = e.run(&a);
+    assert_eq!(code(&o), 0, "{extra:?}: {}", text(&o.stderr));
+    text(&o.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string()
+}
+
+fn seccomp_and_security_opts(test: &str, rt: &str) {
+    let Some(rt) = runtime(test, rt) else { return };
+    let e = Env::new("ctr-seccomp", rt);
+    // 2 = SECCOMP_MODE_FILTER: the default profile is on.
+    assert_eq!(status_field(&e, &[], "Seccomp:"), "2", "default profile");
+    assert_eq!(
+        status_field(&e, &["--security-opt", "seccomp=unconfined"], "Seccomp:"),
+        "0"
+    );
+    assert_eq!(
+        status_field(&e, &["--privileged"], "Seccomp:"),
+        "0",
+        "privileged"
+    );
+    assert_eq!(status_field(&e, &[], "NoNewPrivs:"), "0");
+    assert_eq!(
+        status_field(&e, &["--security-opt", "no-new-privileges"], "NoNewPrivs:"),
+        "1"
+    );
+    // A profile file of our own: mkdir fails with EPERM, the rest works.
+    let profile = e.path("deny-mkdir.json");
+    fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let o = e.run(&[
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox:test",
+        "sh",
+        "-c",
+        "mkdir /tmp/x; echo rc=$?",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("rc=1"),
+        "mkdir refused: {}",
+        text(&o.stdout)
+    );
+    assert!(
+        text(&o.stderr).contains("not permitted"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Bad options: a clear error, exit 125, nothing left.
+    for bad in ["apparmor=foo", "seccomp=/nonexistent/profile.json"] {
+        let o = e.run(&["--rm", "--security-opt", bad, "busybox:test", "true"]);
+        assert_eq!(code(&o), 125, "{bad}: {}", text(&o.stderr));
+        assert_eq!(
+            text(&o.stderr).trim().lines().count(),
+            1,
+            "one line: {}",
+            text(&o.stderr)
+        );
+    }
+    e.assert_no_containers();
+}
+
+#[test]
+fn seccomp_default_profile_and_security_opts() {
+    seccomp_and_security_opts("seccomp_default_profile_and_security_opts", "berth-runtime");
+}
+
+#[test]
+fn runc_seccomp_default_profile_and_security_opts() {
+    seccomp_and_security_opts("runc_seccomp_default_profile_and_security_opts", "runc");
+}

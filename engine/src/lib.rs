@@ -18,6 +18,7 @@ mod lifecycle;
 mod logs;
 pub mod monitor;
 mod options;
+mod seccomp;
 mod spec;
 mod state;
 mod sys;

@@ -75,6 +75,7 @@ impl BindMount {
 /// Options for a new container. Empty/None means "the image's, or docker's
 /// default".
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunOptions {
     pub name: Option<String>,
     /// `K=V` (or `K`, taken from the caller's environment by the CLI).
@@ -96,6 +97,38 @@ pub struct RunOptions {
     pub auto_remove: bool,
     /// Runtime name or path; `None` is berth-runtime.
     pub runtime: Option<String>,
+    /// `--security-opt seccomp=…` (`--privileged` means unconfined).
+    pub seccomp: crate::seccomp::Seccomp,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+}
+
+impl RunOptions {
+    /// Apply docker's `--security-opt` values: `seccomp=unconfined`,
+    /// `seccomp=PROFILE.json`, `no-new-privileges[=|:true|false]`. Others
+    /// (AppArmor, SELinux labels) are refused: this engine does not set them.
+    pub fn security_opts(&mut self, opts: &[String]) -> Result<()> {
+        for o in opts {
+            let (k, v) = o
+                .split_once(['=', ':'])
+                .map_or((o.as_str(), None), |(k, v)| (k, Some(v)));
+            match (k, v) {
+                ("seccomp", Some("unconfined")) => self.seccomp = crate::seccomp::Seccomp::Unconfined,
+                ("seccomp", Some(p)) if !p.is_empty() => {
+                    self.seccomp = crate::seccomp::Seccomp::File(p.into())
+                }
+                ("no-new-privileges", None | Some("true")) => self.no_new_privileges = true,
+                ("no-new-privileges", Some("false")) => self.no_new_privileges = false,
+                _ => {
+                    return Err(invalid(
+                        "--security-opt",
+                        format!("{o:?} is not supported (seccomp=unconfined|FILE, no-new-privileges[=true|false])"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn invalid(option: &str, reason: String) -> EngineError {

@@ -275,12 +275,17 @@ pub fn build(i: &SpecInput<'_>) -> Result<Value> {
     if let Some(p) = o.pids_limit {
         resources["pids"] = json!({"limit": p});
     }
+    let seccomp = if o.privileged {
+        None
+    } else {
+        crate::seccomp::section(&o.seccomp, &caps)?
+    };
     let (masked, readonly): (&[&str], &[&str]) = if o.privileged {
         (&[], &[])
     } else {
         (MASKED, READONLY)
     };
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -289,7 +294,7 @@ pub fn build(i: &SpecInput<'_>) -> Result<Value> {
             "env": env(i.image, o, i.hostname, &i.user.home),
             "cwd": workdir(i.image, o),
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": false
+            "noNewPrivileges": o.no_new_privileges
         },
         "root": {"path": i.rootfs, "readonly": o.read_only},
         "hostname": i.hostname,
@@ -301,7 +306,11 @@ pub fn build(i: &SpecInput<'_>) -> Result<Value> {
             "maskedPaths": masked,
             "readonlyPaths": readonly
         }
-    }))
+    });
+    if let Some(s) = seccomp {
+        spec["linux"]["seccomp"] = s;
+    }
+    Ok(spec)
 }
 
 /// /etc/hosts for the container.

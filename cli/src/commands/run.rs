@@ -64,6 +64,9 @@ pub struct CreateArgs {
     /// Every capability, all devices, no masked paths
     #[arg(long)]
     pub privileged: bool,
+    /// seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// Container host name (default: the id's first 12 digits)
     #[arg(long)]
     pub hostname: Option<String>,
@@ -95,7 +98,7 @@ pub fn expand_env(env: &[String]) -> Vec<String> {
 }
 
 fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
-    Ok(RunOptions {
+    let mut o = RunOptions {
         name: a.name.clone(),
         env: expand_env(&a.env),
         workdir: a.workdir.clone(),
@@ -121,7 +124,10 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
         network: a.network.parse()?,
         auto_remove: a.rm,
         runtime: a.runtime.clone(),
-    })
+        ..RunOptions::default()
+    };
+    o.security_opts(&a.security_opt)?;
+    Ok(o)
 }
 
 /// `berth create`: make the container, print its id.
