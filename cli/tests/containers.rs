@@ -879,3 +879,98 @@ fn seccomp_default_profile_and_security_opts() {
 fn runc_seccomp_default_profile_and_security_opts() {
     seccomp_and_security_opts("runc_seccomp_default_profile_and_security_opts", "runc");
 }
+
+#[test]
+fn env_file_labels_and_ps_filters() {
+    const T: &str = "env_file_labels_and_ps_filters";
+    let Some(rt) = runtime(T, "berth-runtime") else {
+        return;
+    };
+    let e = Env::new("ctr-labels", rt);
+    let envf = e.path("app.env");
+    fs::write(
+        &envf,
+        "# settings\nA=from-file\n\nB=two words\nC=overridden\n",
+    )
+    .unwrap();
+    let o = e.run(&[
+        "--rm",
+        "--env-file",
+        envf.to_str().unwrap(),
+        "-e",
+        "C=from-flag",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo \"$A|$B|$C\"",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout).trim(),
+        "from-file|two words|from-flag",
+        "-e wins over the file"
+    );
+    let bad = e.path("bad.env");
+    fs::write(&bad, "GOOD=1\nNOT A NAME=2\n").unwrap();
+    let o = e.run(&[
+        "--rm",
+        "--env-file",
+        bad.to_str().unwrap(),
+        "busybox:test",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("bad.env:2"), "{}", text(&o.stderr));
+
+    for (name, labels) in [
+        ("web1", vec!["tier=web", "team=a"]),
+        ("web2", vec!["tier=web"]),
+        ("db", vec!["tier=db", "backup"]),
+    ] {
+        let mut a = vec!["-d", "--name", name];
+        for l in &labels {
+            a.extend_from_slice(&["--label", l]);
+        }
+        a.extend_from_slice(&["busybox:test", "sleep", "100"]);
+        let o = e.run(&a);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
+    let i = inspect(&e, "db");
+    assert_eq!(
+        i["Config"]["Labels"],
+        serde_json::json!({"tier": "db", "backup": ""})
+    );
+    let names = |filters: &[&str]| {
+        let mut a = vec!["ps", "-a", "--format", "{{.Names}}"];
+        for f in filters {
+            a.extend_from_slice(&["--filter", f]);
+        }
+        let mut v: Vec<String> = e.ok(&a).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["label=tier=web"]), ["web1", "web2"]);
+    assert_eq!(names(&["label=backup"]), ["db"]);
+    assert_eq!(
+        names(&["label=tier=web", "label=team=a"]),
+        ["web1"],
+        "labels: all"
+    );
+    assert_eq!(names(&["name=web"]), ["web1", "web2"]);
+    assert_eq!(
+        names(&["name=web1", "name=db"]),
+        ["db", "web1"],
+        "same key: any"
+    );
+    e.ok(&["stop", "-t", "1", "web2"]);
+    assert_eq!(names(&["status=exited"]), ["web2"]);
+    assert_eq!(
+        names(&["status=running", "label=tier=web"]),
+        ["web1"],
+        "different keys: all"
+    );
+    let o = e.berth(&["ps", "--filter", "colour=red"]);
+    assert_eq!(code(&o), 125, "unknown filter: {}", text(&o.stderr));
+    e.ok(&["rm", "-f", "web1", "web2", "db"]);
+    e.assert_no_containers();
+}

@@ -46,6 +46,7 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
             "Entrypoint": o.entrypoint,
             "WorkingDir": o.workdir.clone().unwrap_or_default(),
             "Image": rec.image,
+            "Labels": o.labels,
         },
         "HostConfig": {
             "AutoRemove": o.auto_remove,

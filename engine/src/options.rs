@@ -101,6 +101,8 @@ pub struct RunOptions {
     pub seccomp: crate::seccomp::Seccomp,
     /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
+    /// `--label K=V`.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl RunOptions {

@@ -64,6 +64,12 @@ pub struct CreateArgs {
     /// Every capability, all devices, no masked paths
     #[arg(long)]
     pub privileged: bool,
+    /// Read environment variables from a file (K=V or K lines, # comments)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Set a label (K=V, or K for an empty value)
+    #[arg(short = 'l', long = "label", value_name = "K=V")]
+    pub label: Vec<String>,
     /// seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
@@ -97,10 +103,40 @@ pub fn expand_env(env: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// docker's env-file format: `K=V` or `K` per line; blank lines and lines
+/// starting with `#` are skipped; values are taken literally (no quotes).
+fn read_env_files(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut env = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("read env file {}: {e}", f.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = line.split('=').next().unwrap_or("");
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                anyhow::bail!("{}:{}: invalid variable name {key:?}", f.display(), n + 1);
+            }
+            env.push(line.to_string());
+        }
+    }
+    Ok(env)
+}
+
 fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
     let mut o = RunOptions {
         name: a.name.clone(),
-        env: expand_env(&a.env),
+        env: expand_env(&[read_env_files(&a.env_file)?, a.env.clone()].concat()),
+        labels: a
+            .label
+            .iter()
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (l.clone(), String::new()),
+            })
+            .collect(),
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         entrypoint: a.entrypoint.clone(),
