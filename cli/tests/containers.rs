@@ -443,7 +443,7 @@ fn unknown_image(test: &str, rt: &str) {
     e.assert_no_containers();
     // Bad values fail the same way, before anything exists.
     for bad in [
-        &["--network", "bridge"][..],
+        &["--network", "nosuchnet"][..],
         &["--memory", "lots"],
         &["-v", "relative:/x"],
         &["-u", "nosuchuser"],
@@ -972,5 +972,172 @@ fn env_file_labels_and_ps_filters() {
     let o = e.berth(&["ps", "--filter", "colour=red"]);
     assert_eq!(code(&o), 125, "unknown filter: {}", text(&o.stderr));
     e.ok(&["rm", "-f", "web1", "web2", "db"]);
+    e.assert_no_containers();
+}
+
+/// Read what a TCP server at `addr` says, retrying while it comes up.
+fn tcp_read(addr: std::net::SocketAddr) -> String {
+    use std::io::Read;
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).and_then(
+            |mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                let mut t = String::new();
+                s.read_to_string(&mut t)?;
+                Ok(t)
+            },
+        );
+        match got {
+            Ok(t) if !t.is_empty() => return t,
+            _ if Instant::now() < end => std::thread::sleep(Duration::from_millis(100)),
+            other => panic!("nothing from {addr}: {other:?}"),
+        }
+    }
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+#[test]
+fn bridge_network_reaches_containers_and_published_ports() {
+    const T: &str = "bridge_network_reaches_containers_and_published_ports";
+    let Some(rt) = runtime(T, "berth-runtime") else {
+        return;
+    };
+    if !berth_testkit::require_path(
+        T,
+        "/usr/sbin/nft",
+        "nftables is not installed (Debian package nftables)",
+    ) {
+        return;
+    }
+    let e = Env::new("ctr-net", rt);
+    // A bridge and subnet of this test's own (never the host's berth0), and
+    // its own nftables table.
+    let tag = std::process::id() % 200 + 20;
+    let bridge = format!("bbt{}", std::process::id() % 100_000);
+    let table = format!("berth_t{}", std::process::id());
+    fs::create_dir_all(e.path("root/networks")).unwrap();
+    fs::write(
+        e.path("root/networks/berth.json"),
+        format!(r#"{{"name": "berth", "bridge": "{bridge}", "subnet": "10.231.{tag}.0/24"}}"#),
+    )
+    .unwrap();
+    let berth = |args: &[&str]| {
+        let mut c = e.cmd(args);
+        c.env("BERTH_NETD_NFT_TABLE", &table);
+        c.output().unwrap()
+    };
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{host_port}:8080");
+    let o = berth(&[
+        "run",
+        "--runtime",
+        &e.runtime,
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "bridge",
+        "-p",
+        &publish,
+        "busybox:test",
+        "nc",
+        "-ll",
+        "-p",
+        "8080",
+        "-e",
+        "echo",
+        "hello-from-srv",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let i = inspect(&e, "srv");
+    let ip: std::net::Ipv4Addr = i["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ip.octets()[..3], [10, 231, tag as u8], "{i}");
+    assert_eq!(
+        i["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"],
+        host_port.to_string()
+    );
+    assert_eq!(i["HostConfig"]["NetworkMode"], "bridge");
+    assert!(
+        link_exists(&bridge),
+        "the bridge exists while a container uses it"
+    );
+
+    // Host -> container address, host -> published port, container -> container.
+    assert_eq!(tcp_read((ip, 8080).into()).trim(), "hello-from-srv");
+    assert_eq!(
+        tcp_read(([127, 0, 0, 1], host_port).into()).trim(),
+        "hello-from-srv"
+    );
+    let o = berth(&[
+        "run",
+        "--runtime",
+        &e.runtime,
+        "--rm",
+        "--network",
+        "bridge",
+        "busybox:test",
+        "nc",
+        &ip.to_string(),
+        "8080",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout).trim(),
+        "hello-from-srv",
+        "container to container"
+    );
+
+    // -p without a bridge network, and a bad -p, are clear errors.
+    let o = berth(&[
+        "run",
+        "--runtime",
+        &e.runtime,
+        "--rm",
+        "-p",
+        "80:80",
+        "busybox:test",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125, "{}", text(&o.stderr));
+    let o = berth(&[
+        "run",
+        "--runtime",
+        &e.runtime,
+        "--rm",
+        "--network",
+        "bridge",
+        "-p",
+        "0:80",
+        "busybox:test",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125, "{}", text(&o.stderr));
+
+    // Removing the last container removes the bridge, its table and its veths.
+    let o = berth(&["rm", "-f", "srv"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(!link_exists(&bridge), "bridge left behind");
+    let nft = Command::new("nft")
+        .args(["list", "table", "ip", &table])
+        .output()
+        .unwrap();
+    assert!(!nft.status.success(), "nftables table {table} left behind");
+    let leases = fs::read_to_string(e.path("run/netd/state.json")).unwrap_or_default();
+    assert!(
+        !leases.contains(&i["Id"].as_str().unwrap()[..12]),
+        "lease left: {leases}"
+    );
     e.assert_no_containers();
 }

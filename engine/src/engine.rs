@@ -196,7 +196,17 @@ impl Engine {
             let _ = fs::remove_file(run.join(f));
         }
         let monitor = host::find_monitor(&self.self_exe)?;
+        let (netd, netd_state) = if rec.options.network == crate::options::NetworkMode::Bridge {
+            crate::network::write_request(&self.root, &rec, &run)?;
+            let netd =
+                host::find_binary("berth-netd", &self.self_exe).ok_or(EngineError::NetdNotFound)?;
+            (Some(netd), Some(self.runroot.join("netd")))
+        } else {
+            (None, None)
+        };
         let margs = crate::monitor::Args {
+            netd,
+            netd_state,
             id: rec.id.clone(),
             runtime: rec.runtime.clone(),
             runtime_root: rec.runtime_root.clone(),

@@ -32,6 +32,8 @@ pub enum EngineError {
     RuntimeNotFound { name: String },
     #[error("cannot find berth-monitor (set BERTH_MONITOR, or install it next to berth)")]
     MonitorNotFound,
+    #[error("cannot find berth-netd (install it next to berth or on PATH)")]
+    NetdNotFound,
     #[error("container database {path}")]
     Db {
         path: PathBuf,

@@ -12,8 +12,53 @@ impl Engine {
     pub fn inspect(&self, key: &str) -> Result<Value> {
         let rec = self.find(key)?;
         let st = self.state(&rec);
-        Ok(view(&rec, &st))
+        let mut v = view(&rec, &st);
+        v["NetworkSettings"] = if st.is_running() {
+            network_settings(&self.run_dir(&rec.id))
+        } else {
+            json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "Ports": {}, "Networks": {}})
+        };
+        Ok(v)
     }
+}
+
+/// docker's NetworkSettings from what berth-netd answered (empty without a
+/// bridge network).
+fn network_settings(run_dir: &std::path::Path) -> Value {
+    let res: Option<berth_netd::wire::SetupResult> =
+        std::fs::read(run_dir.join(crate::layout::NETWORK_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(res) = res else {
+        return json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "Ports": {}, "Networks": {}});
+    };
+    let mut ports = serde_json::Map::new();
+    for m in &res.port_mappings {
+        for i in 0..m.range {
+            ports.insert(
+                format!("{}/{}", m.container_port + i, m.protocol),
+                json!([{"HostIp": m.host_ip.map(|a| a.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                        "HostPort": (m.host_port + i).to_string()}]),
+            );
+        }
+    }
+    let mut networks = serde_json::Map::new();
+    for i in &res.interfaces {
+        let (ip, prefix) = i.address.split_once('/').unwrap_or((&i.address, ""));
+        networks.insert(
+            i.network.clone(),
+            json!({"IPAddress": ip, "IPPrefixLen": prefix.parse::<u8>().unwrap_or(0),
+                   "Gateway": i.gateway.to_string(), "MacAddress": i.mac_address}),
+        );
+    }
+    let first = res.interfaces.first();
+    json!({
+        "IPAddress": first.map(|i| i.address.split('/').next().unwrap_or("").to_string()).unwrap_or_default(),
+        "Gateway": first.map(|i| i.gateway.to_string()).unwrap_or_default(),
+        "MacAddress": first.map(|i| i.mac_address.clone()).unwrap_or_default(),
+        "Ports": ports,
+        "Networks": networks,
+    })
 }
 
 fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
@@ -57,7 +102,7 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
             "CapAdd": o.cap_add,
             "CapDrop": o.cap_drop,
             "Privileged": o.privileged,
-            "NetworkMode": match o.network { NetworkMode::None => "none", NetworkMode::Host => "host" },
+            "NetworkMode": match o.network { NetworkMode::None => "none", NetworkMode::Host => "host", NetworkMode::Bridge => "bridge" },
             "Runtime": rec.runtime,
         },
     })

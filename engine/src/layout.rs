@@ -16,3 +16,7 @@ pub const EXIT_FILE: &str = "exit.json";
 /// Present while the container is (being) paused: written before the
 /// runtime freezes it, removed after it thaws.
 pub const PAUSED_FILE: &str = "paused";
+/// What the engine asks berth-netd for (its request JSON).
+pub const NETD_REQUEST: &str = "netd-request.json";
+/// What berth-netd answered to setup (addresses, ports).
+pub const NETWORK_FILE: &str = "network.json";

@@ -17,6 +17,7 @@ pub mod layout;
 mod lifecycle;
 mod logs;
 pub mod monitor;
+mod network;
 mod options;
 mod seccomp;
 mod spec;

@@ -251,6 +251,7 @@ impl Engine {
     fn remove_files(&self, rec: &ContainerRecord) -> Result<()> {
         // Normally the monitor deleted it already; this covers a dead monitor.
         let _ = self.runtime_ok(rec, "delete", &["delete", "--force", &rec.id]);
+        self.detach_network(rec);
         self.store
             .remove_snapshot(&rec.id)
             .map_err(EngineError::Storage)?;
@@ -260,6 +261,26 @@ impl Engine {
         }
         self.db.delete(&rec.id)?;
         Ok(())
+    }
+
+    /// Release a bridge attachment the monitor could not (it died): netd's
+    /// teardown is keyed by the container id and works without the netns.
+    fn detach_network(&self, rec: &ContainerRecord) {
+        let req = self.run_dir(&rec.id).join(crate::layout::NETD_REQUEST);
+        if !req.is_file() {
+            return;
+        }
+        if let Some(netd) = crate::host::find_binary("berth-netd", &self.self_exe) {
+            let _ = std::process::Command::new(netd)
+                .arg("--state-dir")
+                .arg(self.runroot.join("netd"))
+                .args(["teardown", "--netns", "/nonexistent", "--file"])
+                .arg(&req)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 
     /// Block until the container exits; its exit code.

@@ -6,12 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 
-/// Network mode for this session: no network (own empty netns) or the host's.
+/// Network mode: no network (own empty netns), the host's, or the default
+/// bridge network (`berth`, attached by berth-netd).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NetworkMode {
     #[default]
     None,
     Host,
+    Bridge,
 }
 
 impl std::str::FromStr for NetworkMode {
@@ -20,9 +22,12 @@ impl std::str::FromStr for NetworkMode {
         match s {
             "none" => Ok(NetworkMode::None),
             "host" => Ok(NetworkMode::Host),
+            "bridge" | crate::network::DEFAULT_NETWORK => Ok(NetworkMode::Bridge),
             _ => Err(invalid(
                 "--network",
-                format!("{s:?}: only none and host are supported"),
+                format!(
+                    "{s:?}: use none, host or bridge (user-defined networks are not supported yet)"
+                ),
             )),
         }
     }
@@ -103,12 +108,25 @@ pub struct RunOptions {
     pub no_new_privileges: bool,
     /// `--label K=V`.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `-p [IP:]HOST:CTR[/proto]` (bridge network only).
+    pub publish: Vec<berth_netd::wire::PortMapping>,
 }
 
 impl RunOptions {
     /// Apply docker's `--security-opt` values: `seccomp=unconfined`,
     /// `seccomp=PROFILE.json`, `no-new-privileges[=|:true|false]`. Others
     /// (AppArmor, SELinux labels) are refused: this engine does not set them.
+    /// docker's `-p [IP:]HOST[-END]:CTR[-END][/tcp|udp]`.
+    pub fn publish(&mut self, specs: &[String]) -> Result<()> {
+        for p in specs {
+            let m = p
+                .parse::<berth_netd::wire::PortMapping>()
+                .map_err(|e| invalid("-p", format!("{p:?}: {e}")))?;
+            self.publish.push(m);
+        }
+        Ok(())
+    }
+
     pub fn security_opts(&mut self, opts: &[String]) -> Result<()> {
         for o in opts {
             let (k, v) = o

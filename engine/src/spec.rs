@@ -265,7 +265,7 @@ pub fn build(i: &SpecInput<'_>) -> Result<Value> {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if o.network == NetworkMode::None {
+    if o.network != NetworkMode::Host {
         namespaces.push(json!({"type": "network"}));
     }
     let mut resources = json!({"devices": device_rules(o.privileged)});

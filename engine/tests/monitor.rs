@@ -50,6 +50,8 @@ fn setup(rt: &Path, script: &str) -> Setup {
         run_dir,
         remove: false,
         exit_command: Vec::new(),
+        netd: None,
+        netd_state: None,
     };
     Setup {
         bundle,

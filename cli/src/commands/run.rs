@@ -10,9 +10,10 @@ use super::Ctx;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Networking: only `--network none` (the default for now: the container \
-gets its own network namespace with loopback only) and `--network host` are supported; bridge \
-networks arrive with berth-netd integration."
+    after_help = "Networking: `--network none` (the default for now: the container gets its own \
+network namespace with loopback only), `--network host`, or `--network bridge` (the default \
+network `berth`: bridge berth0, 10.89.0.0/24, or as defined in ROOT/networks/berth.json; \
+attached by berth-netd; `-p` publishes ports). User-defined networks are not supported yet."
 )]
 pub struct Args {
     /// Run in the background and print the container id
@@ -64,6 +65,9 @@ pub struct CreateArgs {
     /// Every capability, all devices, no masked paths
     #[arg(long)]
     pub privileged: bool,
+    /// Publish a port: [IP:]HOST[-END]:CTR[-END][/tcp|udp] (bridge network)
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
     /// Read environment variables from a file (K=V or K lines, # comments)
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<std::path::PathBuf>,
@@ -77,7 +81,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub hostname: Option<String>,
     /// Network: none (default for now) or host
-    #[arg(long, default_value = "none", value_name = "none|host")]
+    #[arg(long, default_value = "none", value_name = "none|host|bridge")]
     pub network: String,
     /// OCI runtime: a name looked up next to berth and on PATH, or a path
     /// (default berth-runtime; runc and crun work too)
@@ -163,6 +167,10 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
         ..RunOptions::default()
     };
     o.security_opts(&a.security_opt)?;
+    o.publish(&a.publish)?;
+    if !o.publish.is_empty() && o.network != berth_engine::NetworkMode::Bridge {
+        anyhow::bail!("-p needs --network bridge");
+    }
     Ok(o)
 }
 

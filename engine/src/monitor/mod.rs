@@ -50,6 +50,11 @@ pub struct Args {
     pub remove: bool,
     /// Run after the container has exited and been deleted.
     pub exit_command: Vec<OsString>,
+    /// berth-netd and its state dir: attach the container's network
+    /// namespace (request in the run dir's `netd-request.json`) between
+    /// `create` and `start`; detach it after the exit.
+    pub netd: Option<PathBuf>,
+    pub netd_state: Option<PathBuf>,
 }
 
 impl Args {
@@ -66,6 +71,10 @@ impl Args {
         kv("--bundle", self.bundle.clone().into());
         kv("--run-dir", self.run_dir.clone().into());
         kv("--log", self.log.clone().into());
+        if let (Some(n), Some(d)) = (&self.netd, &self.netd_state) {
+            kv("--netd", n.clone().into());
+            kv("--netd-state", d.clone().into());
+        }
         if self.remove {
             v.push("--rm".into());
         }
@@ -99,6 +108,8 @@ impl Args {
                 "--bundle" => a.bundle = v.into(),
                 "--run-dir" => a.run_dir = v.into(),
                 "--log" => a.log = v.into(),
+                "--netd" => a.netd = Some(v.into()),
+                "--netd-state" => a.netd_state = Some(v.into()),
                 _ => return Err(MonitorError::Args("unknown option")),
             }
         }
@@ -124,6 +135,8 @@ mod tests {
             log: "/l".into(),
             remove: true,
             exit_command: vec!["berth".into(), "--rm".into(), "x".into()],
+            netd: Some("/bin/netd".into()),
+            netd_state: Some("/run/n".into()),
         };
         let b = Args::parse(a.to_argv().into_iter()).unwrap();
         assert_eq!(format!("{a:?}"), format!("{b:?}"));

@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 
 use super::time::{json_str, rfc3339_nanos};
 use super::{sys, Args, MonitorError};
-use crate::layout::{ATTACH_LOCK, EXIT_FILE, MONITOR_LOCK, PID_FILE};
+use crate::layout::{ATTACH_LOCK, EXIT_FILE, MONITOR_LOCK, NETD_REQUEST, NETWORK_FILE, PID_FILE};
 use crate::sys::{fork_single_threaded, Forked};
 
 /// Entry point of the `berth-monitor` binary; returns its exit status.
@@ -133,7 +133,7 @@ fn monitor(a: &Args, report: &mut File) -> Result<(), MonitorError> {
     // Closing the report pipe lets the first process exit.
     *report = File::open("/dev/null").map_err(sys("open /dev/null"))?;
     let code = pump(a, pid, &sigfd, out, err)?;
-    finish(a, code)
+    finish(a, code, pid)
 }
 
 /// `runtime create` with our pipes as its stdio, then `start`. Returns the
@@ -170,11 +170,49 @@ fn create_and_start(a: &Args) -> Result<(Pid, OwnedFd, OwnedFd), MonitorError> {
         .trim()
         .parse()
         .map_err(|_| MonitorError::Runtime("runtime wrote a bad pid file".into()))?;
+    let attached = netd(a, "setup", pid).and_then(|out| {
+        let path = a.run_dir.join(NETWORK_FILE);
+        fs::write(&path, out).map_err(sys(format!("write {}", path.display())))
+    });
+    if let Err(e) = attached {
+        let _ = netd(a, "teardown", pid);
+        let _ = runtime_ok(a, &["delete", "--force", &a.id]);
+        return Err(e);
+    }
     if let Err(e) = runtime_ok(a, &["start", &a.id]) {
+        let _ = netd(a, "teardown", pid);
         let _ = runtime_ok(a, &["delete", "--force", &a.id]);
         return Err(e);
     }
     Ok((Pid::from_raw(pid), out_r, err_r))
+}
+
+/// `berth-netd setup|teardown` for the container whose init is `pid`;
+/// its stdout. Nothing to do (empty) without `--netd`.
+fn netd(a: &Args, op: &str, pid: i32) -> Result<Vec<u8>, MonitorError> {
+    let (Some(netd), Some(state)) = (&a.netd, &a.netd_state) else {
+        return Ok(Vec::new());
+    };
+    let out = Command::new(netd)
+        .arg("--state-dir")
+        .arg(state)
+        .arg(op)
+        .arg("--netns")
+        .arg(format!("/proc/{pid}/ns/net"))
+        .arg("--file")
+        .arg(a.run_dir.join(NETD_REQUEST))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(sys(format!("run {}", netd.display())))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    Err(MonitorError::Runtime(format!(
+        "berth-netd {op}: {}",
+        reply["error"].as_str().unwrap_or("failed")
+    )))
 }
 
 /// Whatever is already buffered in a pipe (non-blocking).
@@ -323,7 +361,7 @@ fn write_line(log: &mut File, stream: &str, data: &[u8]) {
 }
 
 /// Record the exit, delete the runtime container, run the exit command.
-fn finish(a: &Args, code: i32) -> Result<(), MonitorError> {
+fn finish(a: &Args, code: i32, pid: Pid) -> Result<(), MonitorError> {
     let body = format!(
         "{{\"exit_code\":{code},\"finished_at\":\"{}\"}}",
         rfc3339_nanos(SystemTime::now())
@@ -337,6 +375,9 @@ fn finish(a: &Args, code: i32) -> Result<(), MonitorError> {
         fs::rename(&tmp, &path)
     };
     write().map_err(sys(format!("write {}", path.display())))?;
+    // The netns is gone with the init; netd removes the host side, the
+    // lease and the port rules by the container id.
+    let _ = netd(a, "teardown", pid.as_raw());
     let deleted = runtime_ok(a, &["delete", "--force", &a.id]);
     if a.remove {
         // A foreground `berth run --rm` reads the output and exit code first.
