@@ -1141,3 +1141,130 @@ fn bridge_network_reaches_containers_and_published_ports() {
     );
     e.assert_no_containers();
 }
+
+#[test]
+fn user_networks_resolve_names_and_are_managed() {
+    const T: &str = "user_networks_resolve_names_and_are_managed";
+    let Some(rt) = runtime(T, "berth-runtime") else {
+        return;
+    };
+    if !berth_testkit::require_path(
+        T,
+        "/usr/sbin/nft",
+        "nftables is not installed (Debian package nftables)",
+    ) {
+        return;
+    }
+    let e = Env::new("ctr-unet", rt);
+    let tag = std::process::id() % 200 + 20;
+    let bridge = format!("bun{}", std::process::id() % 100_000);
+    let table = format!("berth_u{}", std::process::id());
+    let subnet = format!("10.232.{tag}.0/24");
+    let berth = |args: &[&str]| {
+        let mut c = e.cmd(args);
+        c.env("BERTH_NETD_NFT_TABLE", &table);
+        c.output().unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let o = berth(args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    ok(&[
+        "network", "create", "--subnet", &subnet, "--bridge", &bridge, "appnet",
+    ]);
+    let o = berth(&[
+        "network", "create", "--subnet", &subnet, "--bridge", "bzz0", "othernet",
+    ]);
+    assert_eq!(code(&o), 125, "overlapping subnet: {}", text(&o.stderr));
+    let o = berth(&["network", "create", "appnet"]);
+    assert_eq!(code(&o), 125, "duplicate name: {}", text(&o.stderr));
+    assert_eq!(
+        ok(&["network", "ls", "-q"]).lines().collect::<Vec<_>>(),
+        ["berth", "appnet"]
+    );
+
+    let o = berth(&[
+        "run",
+        "--runtime",
+        &e.runtime,
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "appnet",
+        "busybox:test",
+        "nc",
+        "-ll",
+        "-p",
+        "8080",
+        "-e",
+        "echo",
+        "hello-by-name",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let i = inspect(&e, "srv");
+    let ip = i["NetworkSettings"]["Networks"]["appnet"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip.starts_with(&format!("10.232.{tag}.")), "{i}");
+    assert_eq!(i["HostConfig"]["NetworkMode"], "appnet");
+    let net: Value = serde_json::from_str(&ok(&["network", "inspect", "appnet"])).unwrap();
+    assert_eq!(net[0]["Containers"], serde_json::json!(["srv"]));
+    assert_eq!(net[0]["DNSEnabled"], true);
+
+    // Another container finds srv by name through the network's DNS.
+    let o = berth(&[
+        "run",
+        "--runtime",
+        &e.runtime,
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox:test",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup srv",
+    ]);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains(&format!("nameserver 10.232.{tag}.1")),
+        "gateway resolver: {out}"
+    );
+    assert!(out.contains(&ip), "srv resolves to {ip}: {out}");
+
+    let o = berth(&["network", "rm", "appnet"]);
+    assert_eq!(code(&o), 125, "in use: {}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("srv"), "{}", text(&o.stderr));
+    let o = berth(&[
+        "run",
+        "--runtime",
+        &e.runtime,
+        "--rm",
+        "--network",
+        "nosuchnet",
+        "busybox:test",
+        "true",
+    ]);
+    assert_eq!(code(&o), 125);
+    assert!(
+        text(&o.stderr).contains("no such network"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    ok(&["rm", "-f", "srv"]);
+    ok(&["network", "rm", "appnet"]);
+    assert_eq!(ok(&["network", "ls", "-q"]).trim(), "berth");
+    assert!(!link_exists(&bridge), "bridge left behind");
+    let nft = Command::new("nft")
+        .args(["list", "table", "ip", &table])
+        .output()
+        .unwrap();
+    assert!(!nft.status.success(), "nftables table {table} left behind");
+    let o = berth(&["network", "rm", "berth"]);
+    assert_eq!(code(&o), 125, "the default network stays");
+    e.assert_no_containers();
+}

@@ -97,6 +97,10 @@ impl Engine {
             return Err(EngineError::InvalidName(n.to_string()));
         }
         spec::capabilities(&opts, &host::bounding_caps())?;
+        if let Some(n) = &opts.network_name {
+            // A network that does not exist fails here, before anything is made.
+            crate::network::get(&self.root, n)?;
+        }
         let runtime = host::find_runtime(opts.runtime.as_deref(), &self.self_exe)?;
         host::find_monitor(&self.self_exe)?;
         let id = host::random_id()?;

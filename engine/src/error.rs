@@ -32,6 +32,12 @@ pub enum EngineError {
     RuntimeNotFound { name: String },
     #[error("cannot find berth-monitor (set BERTH_MONITOR, or install it next to berth)")]
     MonitorNotFound,
+    #[error("no such network: {0}")]
+    NoSuchNetwork(String),
+    #[error("network {0} already exists")]
+    NetworkExists(String),
+    #[error("network {name} is in use by container(s) {containers}")]
+    NetworkInUse { name: String, containers: String },
     #[error("cannot find berth-netd (install it next to berth or on PATH)")]
     NetdNotFound,
     #[error("container database {path}")]

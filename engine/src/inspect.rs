@@ -102,7 +102,7 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
             "CapAdd": o.cap_add,
             "CapDrop": o.cap_drop,
             "Privileged": o.privileged,
-            "NetworkMode": match o.network { NetworkMode::None => "none", NetworkMode::Host => "host", NetworkMode::Bridge => "bridge" },
+            "NetworkMode": match o.network { NetworkMode::None => "none", NetworkMode::Host => "host", NetworkMode::Bridge => o.network_name.as_deref().unwrap_or("bridge") },
             "Runtime": rec.runtime,
         },
     })

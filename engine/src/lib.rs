@@ -30,5 +30,6 @@ pub use engine::{start_failure_code, Engine};
 pub use error::{EngineError, Result};
 pub use lifecycle::ExecOptions;
 pub use logs::{LogFollower, LogLine};
+pub use network::{NewNetwork, DEFAULT_NETWORK};
 pub use options::{parse_size, BindMount, NetworkMode, RunOptions};
 pub use state::{State, Status};

@@ -108,6 +108,8 @@ pub struct RunOptions {
     pub no_new_privileges: bool,
     /// `--label K=V`.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The bridge network's name (`None`: the default network).
+    pub network_name: Option<String>,
     /// `-p [IP:]HOST:CTR[/proto]` (bridge network only).
     pub publish: Vec<berth_netd::wire::PortMapping>,
 }
@@ -116,6 +118,23 @@ impl RunOptions {
     /// Apply docker's `--security-opt` values: `seccomp=unconfined`,
     /// `seccomp=PROFILE.json`, `no-new-privileges[=|:true|false]`. Others
     /// (AppArmor, SELinux labels) are refused: this engine does not set them.
+    /// `--network none|host|bridge|NAME` (NAME: a network `berth network
+    /// create` made; checked when the container is created).
+    pub fn set_network(&mut self, v: &str) -> Result<()> {
+        match v.parse::<NetworkMode>() {
+            Ok(m) => {
+                self.network = m;
+                self.network_name = None;
+            }
+            Err(e) if !crate::host::valid_name(v) => return Err(e),
+            Err(_) => {
+                self.network = NetworkMode::Bridge;
+                self.network_name = Some(v.to_string());
+            }
+        }
+        Ok(())
+    }
+
     /// docker's `-p [IP:]HOST[-END]:CTR[-END][/tcp|udp]`.
     pub fn publish(&mut self, specs: &[String]) -> Result<()> {
         for p in specs {

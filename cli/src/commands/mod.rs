@@ -14,6 +14,7 @@ mod inspect;
 mod load;
 mod login;
 mod logs;
+mod network;
 mod pause;
 mod progress;
 mod ps;
@@ -159,6 +160,8 @@ pub enum Command {
     Top(top::Args),
     /// Give a container a new name
     Rename(rename::Args),
+    /// Manage bridge networks
+    Network(network::Args),
     /// Remove containers
     Rm(rm::Args),
     /// Show containers as JSON
@@ -198,6 +201,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Unpause(a) => pause::unpause(a, ctx),
         Command::Top(a) => top::run(a, ctx),
         Command::Rename(a) => rename::run(a, ctx),
+        Command::Network(a) => network::run(a, ctx),
         Command::Rm(a) => rm::run(a, ctx),
         Command::Inspect(a) => inspect::run(a, ctx),
         Command::Wait(a) => wait::run(a, ctx),

@@ -81,7 +81,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub hostname: Option<String>,
     /// Network: none (default for now) or host
-    #[arg(long, default_value = "none", value_name = "none|host|bridge")]
+    #[arg(long, default_value = "none", value_name = "none|host|bridge|NAME")]
     pub network: String,
     /// OCI runtime: a name looked up next to berth and on PATH, or a path
     /// (default berth-runtime; runc and crun work too)
@@ -161,11 +161,11 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,
         hostname: a.hostname.clone(),
-        network: a.network.parse()?,
         auto_remove: a.rm,
         runtime: a.runtime.clone(),
         ..RunOptions::default()
     };
+    o.set_network(&a.network)?;
     o.security_opts(&a.security_opt)?;
     o.publish(&a.publish)?;
     if !o.publish.is_empty() && o.network != berth_engine::NetworkMode::Bridge {

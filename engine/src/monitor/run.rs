@@ -172,7 +172,8 @@ fn create_and_start(a: &Args) -> Result<(Pid, OwnedFd, OwnedFd), MonitorError> {
         .map_err(|_| MonitorError::Runtime("runtime wrote a bad pid file".into()))?;
     let attached = netd(a, "setup", pid).and_then(|out| {
         let path = a.run_dir.join(NETWORK_FILE);
-        fs::write(&path, out).map_err(sys(format!("write {}", path.display())))
+        fs::write(&path, &out).map_err(sys(format!("write {}", path.display())))?;
+        point_resolv_conf(a, &out)
     });
     if let Err(e) = attached {
         let _ = netd(a, "teardown", pid);
@@ -185,6 +186,39 @@ fn create_and_start(a: &Args) -> Result<(Pid, OwnedFd, OwnedFd), MonitorError> {
         return Err(e);
     }
     Ok((Pid::from_raw(pid), out_r, err_r))
+}
+
+/// Name servers as netd reports them (a DNS-enabled network's gateway
+/// first) into the container's resolv.conf, rewritten in place: it is
+/// already bind-mounted into the container, so it keeps its inode. Other
+/// lines (search, options) stay.
+fn point_resolv_conf(a: &Args, setup_out: &[u8]) -> Result<(), MonitorError> {
+    if a.netd.is_none() {
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_slice(setup_out).unwrap_or_default();
+    let servers: Vec<&str> = v["dns_servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str())
+        .collect();
+    let path = a.bundle.join("resolv.conf");
+    let Ok(old) = fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let mut text: String = servers
+        .iter()
+        .map(|s| format!("nameserver {s}\n"))
+        .collect();
+    for l in old
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("nameserver"))
+    {
+        text.push_str(l);
+        text.push('\n');
+    }
+    fs::write(&path, text).map_err(sys(format!("write {}", path.display())))
 }
 
 /// `berth-netd setup|teardown` for the container whose init is `pid`;
