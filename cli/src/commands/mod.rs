@@ -16,6 +16,7 @@ mod login;
 mod logs;
 mod network;
 mod pause;
+mod port;
 mod progress;
 mod ps;
 mod pull;
@@ -162,6 +163,8 @@ pub enum Command {
     Rename(rename::Args),
     /// Manage bridge networks
     Network(network::Args),
+    /// List a container's published ports
+    Port(port::Args),
     /// Remove containers
     Rm(rm::Args),
     /// Show containers as JSON
@@ -202,6 +205,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Top(a) => top::run(a, ctx),
         Command::Rename(a) => rename::run(a, ctx),
         Command::Network(a) => network::run(a, ctx),
+        Command::Port(a) => port::run(a, ctx),
         Command::Rm(a) => rm::run(a, ctx),
         Command::Inspect(a) => inspect::run(a, ctx),
         Command::Wait(a) => wait::run(a, ctx),
