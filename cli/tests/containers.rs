@@ -1000,36 +1000,80 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// A network test's own names: a bridge, a /24 tag and an nftables table
+/// (never the host's berth0 or table `berth`), and the store.
+struct NetEnv {
+    e: Env,
+    tag: u32,
+    bridge: String,
+    table: String,
+}
+
+impl NetEnv {
+    fn new(test: &str, prefix: &str) -> Option<NetEnv> {
+        let rt = runtime(test, "berth-runtime")?;
+        if !berth_testkit::require_path(
+            test,
+            "/usr/sbin/nft",
+            "nftables is not installed (Debian package nftables)",
+        ) {
+            return None;
+        }
+        let pid = std::process::id();
+        Some(NetEnv {
+            e: Env::new(&format!("ctr-{prefix}"), rt),
+            tag: pid % 200 + 20,
+            bridge: format!("b{prefix}{}", pid % 100_000),
+            table: format!("berth_{prefix}{pid}"),
+        })
+    }
+
+    /// `berth ARGS` with this test's nftables table.
+    fn berth(&self, args: &[&str]) -> Output {
+        let mut c = self.e.cmd(args);
+        c.env("BERTH_NETD_NFT_TABLE", &self.table);
+        c.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    }
+
+    /// The bridge and the nftables table went with the last container.
+    fn assert_network_gone(&self) {
+        assert!(
+            !link_exists(&self.bridge),
+            "bridge {} left behind",
+            self.bridge
+        );
+        let nft = Command::new("nft")
+            .args(["list", "table", "ip", &self.table])
+            .output()
+            .unwrap();
+        assert!(
+            !nft.status.success(),
+            "nftables table {} left behind",
+            self.table
+        );
+    }
+}
+
 #[test]
 fn bridge_network_reaches_containers_and_published_ports() {
     const T: &str = "bridge_network_reaches_containers_and_published_ports";
-    let Some(rt) = runtime(T, "berth-runtime") else {
+    let Some(n) = NetEnv::new(T, "t") else {
         return;
     };
-    if !berth_testkit::require_path(
-        T,
-        "/usr/sbin/nft",
-        "nftables is not installed (Debian package nftables)",
-    ) {
-        return;
-    }
-    let e = Env::new("ctr-net", rt);
-    // A bridge and subnet of this test's own (never the host's berth0), and
-    // its own nftables table.
-    let tag = std::process::id() % 200 + 20;
-    let bridge = format!("bbt{}", std::process::id() % 100_000);
-    let table = format!("berth_t{}", std::process::id());
+    let (e, tag, bridge) = (&n.e, n.tag, &n.bridge);
     fs::create_dir_all(e.path("root/networks")).unwrap();
     fs::write(
         e.path("root/networks/berth.json"),
         format!(r#"{{"name": "berth", "bridge": "{bridge}", "subnet": "10.231.{tag}.0/24"}}"#),
     )
     .unwrap();
-    let berth = |args: &[&str]| {
-        let mut c = e.cmd(args);
-        c.env("BERTH_NETD_NFT_TABLE", &table);
-        c.output().unwrap()
-    };
+    let berth = |args: &[&str]| n.berth(args);
     let host_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1128,12 +1172,7 @@ fn bridge_network_reaches_containers_and_published_ports() {
     // Removing the last container removes the bridge, its table and its veths.
     let o = berth(&["rm", "-f", "srv"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    assert!(!link_exists(&bridge), "bridge left behind");
-    let nft = Command::new("nft")
-        .args(["list", "table", "ip", &table])
-        .output()
-        .unwrap();
-    assert!(!nft.status.success(), "nftables table {table} left behind");
+    n.assert_network_gone();
     let leases = fs::read_to_string(e.path("run/netd/state.json")).unwrap_or_default();
     assert!(
         !leases.contains(&i["Id"].as_str().unwrap()[..12]),
@@ -1145,31 +1184,13 @@ fn bridge_network_reaches_containers_and_published_ports() {
 #[test]
 fn user_networks_resolve_names_and_are_managed() {
     const T: &str = "user_networks_resolve_names_and_are_managed";
-    let Some(rt) = runtime(T, "berth-runtime") else {
+    let Some(n) = NetEnv::new(T, "u") else {
         return;
     };
-    if !berth_testkit::require_path(
-        T,
-        "/usr/sbin/nft",
-        "nftables is not installed (Debian package nftables)",
-    ) {
-        return;
-    }
-    let e = Env::new("ctr-unet", rt);
-    let tag = std::process::id() % 200 + 20;
-    let bridge = format!("bun{}", std::process::id() % 100_000);
-    let table = format!("berth_u{}", std::process::id());
+    let (e, tag, bridge) = (&n.e, n.tag, &n.bridge);
     let subnet = format!("10.232.{tag}.0/24");
-    let berth = |args: &[&str]| {
-        let mut c = e.cmd(args);
-        c.env("BERTH_NETD_NFT_TABLE", &table);
-        c.output().unwrap()
-    };
-    let ok = |args: &[&str]| {
-        let o = berth(args);
-        assert_eq!(code(&o), 0, "{args:?}: {}", text(&o.stderr));
-        text(&o.stdout)
-    };
+    let berth = |args: &[&str]| n.berth(args);
+    let ok = |args: &[&str]| n.ok(args);
     ok(&[
         "network", "create", "--subnet", &subnet, "--bridge", &bridge, "appnet",
     ]);
@@ -1258,12 +1279,7 @@ fn user_networks_resolve_names_and_are_managed() {
     ok(&["rm", "-f", "srv"]);
     ok(&["network", "rm", "appnet"]);
     assert_eq!(ok(&["network", "ls", "-q"]).trim(), "berth");
-    assert!(!link_exists(&bridge), "bridge left behind");
-    let nft = Command::new("nft")
-        .args(["list", "table", "ip", &table])
-        .output()
-        .unwrap();
-    assert!(!nft.status.success(), "nftables table {table} left behind");
+    n.assert_network_gone();
     let o = berth(&["network", "rm", "berth"]);
     assert_eq!(code(&o), 125, "the default network stays");
     e.assert_no_containers();

@@ -28,6 +28,16 @@ impl Engine {
     }
 
     fn runtime_ok(&self, rec: &ContainerRecord, op: &'static str, args: &[&str]) -> Result<()> {
+        self.runtime_stdout(rec, op, args).map(drop)
+    }
+
+    /// Run the runtime; its stdout on success, its stderr as the error.
+    fn runtime_stdout(
+        &self,
+        rec: &ContainerRecord,
+        op: &'static str,
+        args: &[&str],
+    ) -> Result<Vec<u8>> {
         let out = self
             .runtime(rec)
             .args(args)
@@ -38,7 +48,7 @@ impl Engine {
                 source,
             })?;
         if out.status.success() {
-            return Ok(());
+            return Ok(out.stdout);
         }
         Err(EngineError::Runtime {
             op,
@@ -121,28 +131,12 @@ impl Engine {
         if !self.state(&rec).is_running() {
             return Err(EngineError::NotRunning(rec.id));
         }
-        let out = self
-            .runtime(&rec)
-            .args(["ps", "--format", "json", &rec.id])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| EngineError::Spawn {
-                program: rec.runtime.clone(),
-                source,
-            })?;
-        if !out.status.success() {
-            return Err(EngineError::Runtime {
-                op: "ps",
-                id: rec.id.clone(),
-                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        let pids: Vec<i32> =
-            serde_json::from_slice(&out.stdout).map_err(|e| EngineError::Runtime {
-                op: "ps",
-                id: rec.id.clone(),
-                message: format!("not a JSON list of pids: {e}"),
-            })?;
+        let out = self.runtime_stdout(&rec, "ps", &["ps", "--format", "json", &rec.id])?;
+        let pids: Vec<i32> = serde_json::from_slice(&out).map_err(|e| EngineError::Runtime {
+            op: "ps",
+            id: rec.id.clone(),
+            message: format!("not a JSON list of pids: {e}"),
+        })?;
         let mut procs: Vec<(i32, i32, String)> = pids
             .into_iter()
             .filter_map(|pid| {
