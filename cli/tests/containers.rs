@@ -1041,6 +1041,18 @@ impl NetEnv {
         text(&o.stdout)
     }
 
+    /// `srv`: a detached TCP server on `network` (extra run options in
+    /// `opts`) that says `msg` to every connection on port 8080; its
+    /// inspect view.
+    fn server(&self, network: &str, opts: &[&str], msg: &str) -> Value {
+        let mut a = vec!["run", "--runtime", &self.e.runtime, "-d", "--name", "srv"];
+        a.extend_from_slice(&["--network", network]);
+        a.extend_from_slice(opts);
+        a.extend_from_slice(&["busybox:test", "nc", "-ll", "-p", "8080", "-e", "echo", msg]);
+        self.ok(&a);
+        inspect(&self.e, "srv")
+    }
+
     /// The bridge and the nftables table went with the last container.
     fn assert_network_gone(&self) {
         assert!(
@@ -1080,28 +1092,7 @@ fn bridge_network_reaches_containers_and_published_ports() {
         .unwrap()
         .port();
     let publish = format!("127.0.0.1:{host_port}:8080");
-    let o = berth(&[
-        "run",
-        "--runtime",
-        &e.runtime,
-        "-d",
-        "--name",
-        "srv",
-        "--network",
-        "bridge",
-        "-p",
-        &publish,
-        "busybox:test",
-        "nc",
-        "-ll",
-        "-p",
-        "8080",
-        "-e",
-        "echo",
-        "hello-from-srv",
-    ]);
-    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let i = inspect(&e, "srv");
+    let i = n.server("bridge", &["-p", &publish], "hello-from-srv");
     let ip: std::net::Ipv4Addr = i["NetworkSettings"]["IPAddress"]
         .as_str()
         .unwrap()
@@ -1114,7 +1105,7 @@ fn bridge_network_reaches_containers_and_published_ports() {
     );
     assert_eq!(i["HostConfig"]["NetworkMode"], "bridge");
     assert!(
-        link_exists(&bridge),
+        link_exists(bridge),
         "the bridge exists while a container uses it"
     );
 
@@ -1192,7 +1183,7 @@ fn user_networks_resolve_names_and_are_managed() {
     let berth = |args: &[&str]| n.berth(args);
     let ok = |args: &[&str]| n.ok(args);
     ok(&[
-        "network", "create", "--subnet", &subnet, "--bridge", &bridge, "appnet",
+        "network", "create", "--subnet", &subnet, "--bridge", bridge, "appnet",
     ]);
     let o = berth(&[
         "network", "create", "--subnet", &subnet, "--bridge", "bzz0", "othernet",
@@ -1205,26 +1196,7 @@ fn user_networks_resolve_names_and_are_managed() {
         ["berth", "appnet"]
     );
 
-    let o = berth(&[
-        "run",
-        "--runtime",
-        &e.runtime,
-        "-d",
-        "--name",
-        "srv",
-        "--network",
-        "appnet",
-        "busybox:test",
-        "nc",
-        "-ll",
-        "-p",
-        "8080",
-        "-e",
-        "echo",
-        "hello-by-name",
-    ]);
-    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let i = inspect(&e, "srv");
+    let i = n.server("appnet", &[], "hello-by-name");
     let ip = i["NetworkSettings"]["Networks"]["appnet"]["IPAddress"]
         .as_str()
         .unwrap()
