@@ -1256,3 +1256,99 @@ fn user_networks_resolve_names_and_are_managed() {
     assert_eq!(code(&o), 125, "the default network stays");
     e.assert_no_containers();
 }
+
+fn limits_tmpfs_and_stop_signal(test: &str, rt: &str) {
+    let Some(rt) = runtime(test, rt) else { return };
+    let e = Env::new("ctr-limits", rt);
+    let script = "grep ' /scratch ' /proc/mounts; ulimit -n; ulimit -Hn; \
+        cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max";
+    let o = e.run(&[
+        "--rm",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "--ulimit",
+        "nofile=512:1024",
+        "--cpus",
+        "0.5",
+        "busybox:test",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("tmpfs /scratch tmpfs"), "{out}");
+    for opt in ["nosuid", "nodev", "noexec", "size=1024k"] {
+        assert!(lines[0].contains(opt), "{opt} in {}", lines[0]);
+    }
+    assert_eq!(&lines[1..], ["512", "1024", "50000"], "{out}");
+
+    // --stop-signal: the container exits 0 on USR1 and ignores TERM.
+    let o = e.run(&[
+        "-d",
+        "--name",
+        "sig",
+        "--stop-signal",
+        "SIGUSR1",
+        "busybox:test",
+        "sh",
+        "-c",
+        "trap 'exit 0' USR1; trap '' TERM; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(inspect(&e, "sig")["Config"]["StopSignal"], "USR1");
+    e.ok(&["stop", "sig"]);
+    assert_eq!(
+        e.ok(&["wait", "sig"]).trim(),
+        "0",
+        "stopped by USR1, not killed"
+    );
+    // --stop-timeout: TERM ignored, SIGKILL after 1 s without -t.
+    let o = e.run(&[
+        "-d",
+        "--name",
+        "slow",
+        "--stop-timeout",
+        "1",
+        "busybox:test",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    e.ok(&["stop", "slow"]);
+    assert_eq!(e.ok(&["wait", "slow"]).trim(), "137");
+    e.ok(&["rm", "sig", "slow"]);
+
+    for bad in [
+        &["--ulimit", "bogus=1"][..],
+        &["--ulimit", "nofile=10:5"],
+        &["--cpus", "0"],
+        &["--stop-signal", "NOPE"],
+        &["--tmpfs", "relative"],
+    ] {
+        let mut a = bad.to_vec();
+        a.extend(["--rm", "busybox:test", "true"]);
+        let o = e.run(&a);
+        assert_eq!(code(&o), 125, "{bad:?}: {}", text(&o.stderr));
+        assert_eq!(
+            text(&o.stderr).trim().lines().count(),
+            1,
+            "{bad:?}: {}",
+            text(&o.stderr)
+        );
+    }
+    e.assert_no_containers();
+}
+
+#[test]
+fn run_limits_tmpfs_and_stop_signal() {
+    limits_tmpfs_and_stop_signal("run_limits_tmpfs_and_stop_signal", "berth-runtime");
+}
+
+#[test]
+fn runc_run_limits_tmpfs_and_stop_signal() {
+    limits_tmpfs_and_stop_signal("runc_run_limits_tmpfs_and_stop_signal", "runc");
+}

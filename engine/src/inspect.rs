@@ -92,6 +92,8 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
             "WorkingDir": o.workdir.clone().unwrap_or_default(),
             "Image": rec.image,
             "Labels": o.labels,
+            "StopSignal": o.stop_signal.clone().unwrap_or_else(|| "TERM".into()),
+            "StopTimeout": o.stop_timeout.unwrap_or(10),
         },
         "HostConfig": {
             "AutoRemove": o.auto_remove,
@@ -99,6 +101,9 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
             "ReadonlyRootfs": o.read_only,
             "Memory": o.memory.unwrap_or(0),
             "PidsLimit": o.pids_limit,
+            "NanoCpus": o.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
+            "Tmpfs": o.tmpfs.iter().map(|(d, opts)| (d.clone(), opts.join(","))).collect::<std::collections::BTreeMap<_, _>>(),
+            "Ulimits": o.ulimits.iter().map(|(t, s, h)| json!({"Name": t.trim_start_matches("RLIMIT_").to_ascii_lowercase(), "Soft": s, "Hard": h})).collect::<Vec<_>>(),
             "CapAdd": o.cap_add,
             "CapDrop": o.cap_drop,
             "Privileged": o.privileged,

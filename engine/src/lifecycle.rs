@@ -159,7 +159,7 @@ impl Engine {
     }
 
     /// Stop (if running) and start again.
-    pub fn restart(&self, key: &str, timeout: Duration) -> Result<()> {
+    pub fn restart(&self, key: &str, timeout: Option<Duration>) -> Result<()> {
         self.stop(key, timeout)?;
         self.start(key).map(drop)
     }
@@ -197,14 +197,19 @@ impl Engine {
         }
     }
 
-    /// SIGTERM, then SIGKILL after `timeout`; returns once it has exited.
-    pub fn stop(&self, key: &str, timeout: Duration) -> Result<()> {
+    /// The container's stop signal (`--stop-signal`, default TERM), then
+    /// SIGKILL after `timeout` (default: its `--stop-timeout`, else 10 s);
+    /// returns once it has exited.
+    pub fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<()> {
         let rec = self.find(key)?;
         if !self.state(&rec).is_running() {
             return Ok(());
         }
+        let timeout =
+            timeout.unwrap_or(Duration::from_secs(rec.options.stop_timeout.unwrap_or(10)));
+        let signal = rec.options.stop_signal.as_deref().unwrap_or("TERM");
         self.thaw_if_paused(&rec)?;
-        let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "TERM"]);
+        let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, signal]);
         if !self.wait_stopped(&rec, timeout) {
             let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "KILL"]);
             if !self.wait_stopped(&rec, Duration::from_secs(30)) {

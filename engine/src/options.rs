@@ -110,6 +110,15 @@ pub struct RunOptions {
     pub labels: std::collections::BTreeMap<String, String>,
     /// The bridge network's name (`None`: the default network).
     pub network_name: Option<String>,
+    /// `--tmpfs PATH[:OPTIONS]`: (destination, mount options).
+    pub tmpfs: Vec<(String, Vec<String>)>,
+    /// `--ulimit NAME=SOFT[:HARD]`: (RLIMIT_NAME, soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--cpus N`: CFS quota in µs per 100 ms period.
+    pub cpu_quota: Option<i64>,
+    /// `--stop-signal` (default TERM) and `--stop-timeout` (default 10 s).
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<u64>,
     /// `-p [IP:]HOST:CTR[/proto]` (bridge network only).
     pub publish: Vec<berth_netd::wire::PortMapping>,
 }
@@ -132,6 +141,98 @@ impl RunOptions {
                 self.network_name = Some(v.to_string());
             }
         }
+        Ok(())
+    }
+
+    /// `--tmpfs /dst[:opt,opt]` (docker's defaults: nosuid, nodev, noexec).
+    pub fn tmpfs(&mut self, specs: &[String]) -> Result<()> {
+        for t in specs {
+            let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
+            if !dst.starts_with('/') || dst == "/" {
+                return Err(invalid(
+                    "--tmpfs",
+                    format!("{t:?}: the destination must be an absolute path below /"),
+                ));
+            }
+            let mut o: Vec<String> = ["nosuid", "nodev", "noexec"].map(String::from).to_vec();
+            o.extend(opts.split(',').filter(|x| !x.is_empty()).map(String::from));
+            self.tmpfs.push((dst.to_string(), o));
+        }
+        Ok(())
+    }
+
+    /// `--ulimit nofile=1024[:2048]` (hard defaults to soft).
+    pub fn ulimits(&mut self, specs: &[String]) -> Result<()> {
+        const NAMES: &[&str] = &[
+            "as",
+            "core",
+            "cpu",
+            "data",
+            "fsize",
+            "locks",
+            "memlock",
+            "msgqueue",
+            "nice",
+            "nofile",
+            "nproc",
+            "rss",
+            "rtprio",
+            "rttime",
+            "sigpending",
+            "stack",
+        ];
+        for u in specs {
+            let bad = |r: &str| invalid("--ulimit", format!("{u:?}: {r}"));
+            let (name, vals) = u
+                .split_once('=')
+                .ok_or_else(|| bad("use NAME=SOFT[:HARD]"))?;
+            if !NAMES.contains(&name) {
+                return Err(bad("unknown limit name"));
+            }
+            let num = |v: &str| {
+                if v == "-1" || v == "unlimited" {
+                    Ok(u64::MAX)
+                } else {
+                    v.parse::<u64>().map_err(|_| bad("not a number"))
+                }
+            };
+            let (soft, hard) = match vals.split_once(':') {
+                Some((a, b)) => (num(a)?, num(b)?),
+                None => (num(vals)?, num(vals)?),
+            };
+            if soft > hard {
+                return Err(bad("the soft limit is above the hard one"));
+            }
+            self.ulimits
+                .push((format!("RLIMIT_{}", name.to_ascii_uppercase()), soft, hard));
+        }
+        Ok(())
+    }
+
+    /// `--stop-signal TERM|SIGTERM|15`.
+    pub fn stop_signal(&mut self, v: &str) -> Result<()> {
+        let name = v.trim_start_matches("SIG").to_ascii_uppercase();
+        let ok = match name.parse::<i32>() {
+            Ok(n) => (1..=64).contains(&n),
+            Err(_) => format!("SIG{name}")
+                .parse::<nix::sys::signal::Signal>()
+                .is_ok(),
+        };
+        if !ok {
+            return Err(invalid("--stop-signal", format!("{v:?} is not a signal")));
+        }
+        self.stop_signal = Some(name);
+        Ok(())
+    }
+
+    /// `--cpus 1.5`: 150000 µs of CPU per 100000 µs period.
+    pub fn cpus(&mut self, v: &str) -> Result<()> {
+        let n: f64 = v
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite() && *n > 0.0)
+            .ok_or_else(|| invalid("--cpus", format!("{v:?} is not a positive number")))?;
+        self.cpu_quota = Some(((n * 100_000.0).round() as i64).max(1000));
         Ok(())
     }
 

@@ -220,6 +220,9 @@ fn mounts(i: &SpecInput<'_>) -> Vec<Value> {
         }
         m.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
     }
+    for (dst, opts) in &i.opts.tmpfs {
+        m.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+    }
     m
 }
 
@@ -275,6 +278,9 @@ pub fn build(i: &SpecInput<'_>) -> Result<Value> {
     if let Some(p) = o.pids_limit {
         resources["pids"] = json!({"limit": p});
     }
+    if let Some(q) = o.cpu_quota {
+        resources["cpu"] = json!({"quota": q, "period": 100_000});
+    }
     let seccomp = if o.privileged {
         None
     } else {
@@ -309,6 +315,13 @@ pub fn build(i: &SpecInput<'_>) -> Result<Value> {
     });
     if let Some(s) = seccomp {
         spec["linux"]["seccomp"] = s;
+    }
+    if !o.ulimits.is_empty() {
+        spec["process"]["rlimits"] = o
+            .ulimits
+            .iter()
+            .map(|(t, soft, hard)| json!({"type": t, "soft": soft, "hard": hard}))
+            .collect();
     }
     Ok(spec)
 }

@@ -22,9 +22,10 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 
 #[derive(clap::Args, Debug)]
 pub struct RestartArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default: the
+    /// container's --stop-timeout, else 10)
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -33,7 +34,7 @@ pub fn restart(a: RestartArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let engine = ctx.engine()?;
     for c in &a.containers {
         engine
-            .restart(c, Duration::from_secs(a.time))
+            .restart(c, a.time.map(Duration::from_secs))
             .with_context(|| format!("restart {c}"))?;
         println!("{c}");
     }

@@ -65,6 +65,21 @@ pub struct CreateArgs {
     /// Every capability, all devices, no masked paths
     #[arg(long)]
     pub privileged: bool,
+    /// Mount a tmpfs: PATH[:OPTIONS] (nosuid,nodev,noexec added)
+    #[arg(long, value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Resource limit: NAME=SOFT[:HARD] (nofile, nproc, core, …)
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// CPUs the container may use (CFS quota), e.g. 1.5
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Signal `stop` sends first (default TERM)
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10)
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<u64>,
     /// Publish a port: [IP:]HOST[-END]:CTR[-END][/tcp|udp] (bridge network)
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
@@ -166,6 +181,15 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
         ..RunOptions::default()
     };
     o.set_network(&a.network)?;
+    o.tmpfs(&a.tmpfs)?;
+    o.ulimits(&a.ulimit)?;
+    if let Some(c) = &a.cpus {
+        o.cpus(c)?;
+    }
+    if let Some(s) = &a.stop_signal {
+        o.stop_signal(s)?;
+    }
+    o.stop_timeout = a.stop_timeout;
     o.security_opts(&a.security_opt)?;
     o.publish(&a.publish)?;
     if !o.publish.is_empty() && o.network != berth_engine::NetworkMode::Bridge {
