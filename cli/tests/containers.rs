@@ -445,7 +445,7 @@ fn unknown_image(test: &str, rt: &str) {
     for bad in [
         &["--network", "nosuchnet"][..],
         &["--memory", "lots"],
-        &["-v", "relative:/x"],
+        &["-v", "bad/src:/x"],
         &["-u", "nosuchuser"],
     ] {
         let mut a = bad.to_vec();
@@ -1351,4 +1351,87 @@ fn run_limits_tmpfs_and_stop_signal() {
 #[test]
 fn runc_run_limits_tmpfs_and_stop_signal() {
     limits_tmpfs_and_stop_signal("runc_run_limits_tmpfs_and_stop_signal", "runc");
+}
+
+#[test]
+fn named_volumes_persist_and_are_managed() {
+    const T: &str = "named_volumes_persist_and_are_managed";
+    let Some(rt) = runtime(T, "berth-runtime") else {
+        return;
+    };
+    let e = Env::new("ctr-vol", rt);
+    assert_eq!(
+        e.ok(&["volume", "create", "--label", "k=v", "data"]).trim(),
+        "data"
+    );
+    assert_eq!(code(&e.berth(&["volume", "create", "data"])), 125, "exists");
+    let o = e.run(&[
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = e.run(&[
+        "--rm",
+        "-v",
+        "data:/data:ro",
+        "busybox:test",
+        "sh",
+        "-c",
+        "cat /data/f; touch /data/g",
+    ]);
+    assert_eq!(text(&o.stdout).trim(), "kept", "{}", text(&o.stderr));
+    assert_ne!(code(&o), 0, "read-only volume refuses writes");
+    // -v NAME creates a missing volume; a container holds it until removed.
+    let o = e.run(&[
+        "-d",
+        "--name",
+        "user",
+        "-v",
+        "auto:/a",
+        "busybox:test",
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let mut names: Vec<String> = e
+        .ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(String::from)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["auto", "data"]);
+    let v: Value = serde_json::from_str(&e.ok(&["volume", "inspect", "auto"])).unwrap();
+    assert_eq!(v[0]["Containers"], serde_json::json!(["user"]));
+    let i = inspect(&e, "user");
+    assert_eq!(i["Mounts"][0]["Type"], "volume");
+    assert_eq!(i["Mounts"][0]["Source"], v[0]["Mountpoint"]);
+    let o = e.berth(&["volume", "rm", "auto"]);
+    assert_eq!(code(&o), 125, "in use: {}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("user"), "{}", text(&o.stderr));
+    assert_eq!(
+        e.ok(&["volume", "prune"]).trim(),
+        "data",
+        "prune takes only unused volumes"
+    );
+    e.ok(&["rm", "-f", "user"]);
+    e.ok(&["volume", "rm", "auto"]);
+    assert_eq!(e.ok(&["volume", "ls", "-q"]).trim(), "");
+    assert!(
+        fs::read_dir(e.path("root/volumes"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "no volume dirs left"
+    );
+    for bad in ["bad/name:/x", "../up:/x"] {
+        let o = e.run(&["--rm", "-v", bad, "busybox:test", "true"]);
+        assert_eq!(code(&o), 125, "{bad}: {}", text(&o.stderr));
+    }
+    assert_eq!(code(&e.berth(&["volume", "inspect", "nope"])), 125);
+    e.assert_no_containers();
 }

@@ -84,7 +84,7 @@ impl Engine {
 
     /// Create a container: validate, record it, snapshot the image, write
     /// the bundle. On failure nothing is left behind.
-    pub fn create(&self, image: &str, opts: RunOptions) -> Result<ContainerRecord> {
+    pub fn create(&self, image: &str, mut opts: RunOptions) -> Result<ContainerRecord> {
         let img = self.store.image(image).map_err(|e| match e {
             StorageError::ImageNotFound { .. } => EngineError::ImageNotFound {
                 reference: image.to_string(),
@@ -100,6 +100,11 @@ impl Engine {
         if let Some(n) = &opts.network_name {
             // A network that does not exist fails here, before anything is made.
             crate::network::get(&self.root, n)?;
+        }
+        for m in opts.mounts.iter_mut() {
+            if let Some(v) = &m.volume {
+                m.source = self.volume_ensure(v)?.mountpoint;
+            }
         }
         let runtime = host::find_runtime(opts.runtime.as_deref(), &self.self_exe)?;
         host::find_monitor(&self.self_exe)?;

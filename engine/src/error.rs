@@ -32,6 +32,12 @@ pub enum EngineError {
     RuntimeNotFound { name: String },
     #[error("cannot find berth-monitor (set BERTH_MONITOR, or install it next to berth)")]
     MonitorNotFound,
+    #[error("no such volume: {0}")]
+    NoSuchVolume(String),
+    #[error("volume {0} already exists")]
+    VolumeExists(String),
+    #[error("volume {name} is in use by container(s) {containers}")]
+    VolumeInUse { name: String, containers: String },
     #[error("no such network: {0}")]
     NoSuchNetwork(String),
     #[error("network {0} already exists")]

@@ -79,6 +79,13 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
             "StartedAt": rec.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         },
+        "Mounts": o.mounts.iter().map(|m| json!({
+            "Type": if m.volume.is_some() { "volume" } else { "bind" },
+            "Name": m.volume,
+            "Source": m.source,
+            "Destination": m.destination,
+            "RW": !m.readonly,
+        })).collect::<Vec<_>>(),
         "Image": rec.image_id,
         "LogPath": rec.log_path,
         "Driver": "overlay",
@@ -97,7 +104,7 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
         },
         "HostConfig": {
             "AutoRemove": o.auto_remove,
-            "Binds": o.mounts.iter().map(|m| format!("{}:{}{}", m.source.display(), m.destination, if m.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
+            "Binds": o.mounts.iter().map(|m| format!("{}:{}{}", m.volume.clone().unwrap_or_else(|| m.source.display().to_string()), m.destination, if m.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
             "ReadonlyRootfs": o.read_only,
             "Memory": o.memory.unwrap_or(0),
             "PidsLimit": o.pids_limit,

@@ -24,6 +24,7 @@ mod spec;
 mod state;
 mod sys;
 mod user;
+mod volumes;
 
 pub use db::ContainerRecord;
 pub use engine::{start_failure_code, Engine};
@@ -33,3 +34,4 @@ pub use logs::{LogFollower, LogLine};
 pub use network::{NewNetwork, DEFAULT_NETWORK};
 pub use options::{parse_size, BindMount, NetworkMode, RunOptions};
 pub use state::{State, Status};
+pub use volumes::Volume;

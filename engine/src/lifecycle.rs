@@ -234,7 +234,11 @@ impl Engine {
             }
         }
         self.wait_monitor(&rec.id);
-        self.remove_files(&rec)
+        match self.find(&rec.id) {
+            // A --rm container's monitor removed it while we waited.
+            Err(EngineError::NoSuchContainer(_)) => Ok(()),
+            _ => self.remove_files(&rec),
+        }
     }
 
     /// The monitor's exit command for `--rm`: remove without waiting for the

@@ -33,12 +33,15 @@ impl std::str::FromStr for NetworkMode {
     }
 }
 
-/// A bind mount (`-v /src:/dst[:ro]`).
+/// A bind mount (`-v /src:/dst[:ro]`) or a named volume (`-v NAME:/dst`,
+/// whose `source` the engine fills in at create).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindMount {
     pub source: PathBuf,
     pub destination: String,
     pub readonly: bool,
+    #[serde(default)]
+    pub volume: Option<String>,
 }
 
 impl BindMount {
@@ -50,14 +53,16 @@ impl BindMount {
             [s, d, m] => (*s, *d, *m),
             _ => return Err(invalid("-v", format!("{spec:?}: expected SRC:DST[:ro]"))),
         };
-        if !src.starts_with('/') {
+        let volume = if src.starts_with('/') {
+            None
+        } else if crate::host::valid_name(src) {
+            Some(src.to_string())
+        } else {
             return Err(invalid(
                 "-v",
-                format!(
-                    "{spec:?}: named volumes are not supported yet; SRC must be an absolute path"
-                ),
+                format!("{spec:?}: SRC must be an absolute path or a volume name"),
             ));
-        }
+        };
         if !dst.starts_with('/') || dst.split('/').any(|c| c == "..") {
             return Err(invalid(
                 "-v",
@@ -70,9 +75,14 @@ impl BindMount {
             m => return Err(invalid("-v", format!("{spec:?}: unknown mode {m:?}"))),
         };
         Ok(BindMount {
-            source: src.into(),
+            source: if volume.is_some() {
+                PathBuf::new()
+            } else {
+                src.into()
+            },
             destination: dst.to_string(),
             readonly,
+            volume,
         })
     }
 }
@@ -327,7 +337,9 @@ mod tests {
             ("/a", "/b", true)
         );
         assert!(!BindMount::parse("/a:/b").unwrap().readonly);
-        for bad in ["vol:/b", "/a:b", "/a", "/a:/b:xx", "/a:/../b"] {
+        let v = BindMount::parse("vol:/b").unwrap();
+        assert_eq!(v.volume.as_deref(), Some("vol"), "a name is a named volume");
+        for bad in ["bad/vol:/b", ".vol:/b", "/a:b", "/a", "/a:/b:xx", "/a:/../b"] {
             assert!(BindMount::parse(bad).is_err(), "{bad}");
         }
     }

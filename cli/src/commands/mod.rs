@@ -31,6 +31,7 @@ mod stop;
 mod system;
 mod tag;
 mod top;
+mod volume;
 mod wait;
 
 use std::path::PathBuf;
@@ -165,6 +166,8 @@ pub enum Command {
     Network(network::Args),
     /// List a container's published ports
     Port(port::Args),
+    /// Manage named volumes
+    Volume(volume::Args),
     /// Remove containers
     Rm(rm::Args),
     /// Show containers as JSON
@@ -206,6 +209,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Rename(a) => rename::run(a, ctx),
         Command::Network(a) => network::run(a, ctx),
         Command::Port(a) => port::run(a, ctx),
+        Command::Volume(a) => volume::run(a, ctx),
         Command::Rm(a) => rm::run(a, ctx),
         Command::Inspect(a) => inspect::run(a, ctx),
         Command::Wait(a) => wait::run(a, ctx),

@@ -44,7 +44,7 @@ pub struct CreateArgs {
     /// Override the image's entrypoint ("" clears it)
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// Bind mount SRC:DST[:ro] (SRC an absolute host path)
+    /// Bind mount SRC:DST[:ro] (SRC an absolute host path, or a volume name: created if missing)
     #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
     pub volume: Vec<String>,
     /// Mount the container's root filesystem read-only
