@@ -1435,3 +1435,52 @@ fn named_volumes_persist_and_are_managed() {
     assert_eq!(code(&e.berth(&["volume", "inspect", "nope"])), 125);
     e.assert_no_containers();
 }
+
+#[test]
+fn info_version_and_container_prune() {
+    const T: &str = "info_version_and_container_prune";
+    let Some(rt) = runtime(T, "berth-runtime") else {
+        return;
+    };
+    let e = Env::new("ctr-prune", rt);
+    let o = e.run(&["-d", "--name", "up", "busybox:test", "sleep", "100"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = e.run(&["--name", "done", "busybox:test", "true"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    e.ok(&[
+        "create",
+        "--runtime",
+        &e.runtime,
+        "--name",
+        "made",
+        "busybox:test",
+        "true",
+    ]);
+    let info: Value = serde_json::from_str(&e.ok(&["info"])).unwrap();
+    assert_eq!(info["Containers"], 3, "{info}");
+    assert_eq!(info["ContainersRunning"], 1);
+    assert_eq!(info["ContainersStopped"], 2);
+    assert_eq!(info["Images"], 1);
+    assert_eq!(info["Root"], e.path("root").display().to_string());
+    assert!(e.ok(&["version"]).starts_with("berth "));
+    let mut want: Vec<String> = ["done", "made"]
+        .iter()
+        .map(|n| inspect(&e, n)["Id"].as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    let mut pruned: Vec<String> = e
+        .ok(&["container", "prune"])
+        .lines()
+        .map(String::from)
+        .collect();
+    pruned.sort();
+    assert_eq!(pruned, want, "the stopped and the created container");
+    let left: Vec<String> = e
+        .ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(left, ["up"], "the running container stays");
+    e.ok(&["rm", "-f", "up"]);
+    e.assert_no_containers();
+}

@@ -360,3 +360,55 @@ impl Engine {
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 }
+
+impl Engine {
+    /// Remove every container that is not running or paused; their ids.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for (rec, st) in self.list()? {
+            if !st.is_running() {
+                match self.remove(&rec.id, false) {
+                    Ok(()) | Err(EngineError::NoSuchContainer(_)) => gone.push(rec.id),
+                    // Started again meanwhile: not ours to remove.
+                    Err(EngineError::Running(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(gone)
+    }
+
+    /// `berth info`: where things are and how many of each.
+    pub fn info(&self) -> Result<serde_json::Value> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, st) in self.list()? {
+            *counts.entry(st.status.as_str()).or_insert(0u32) += 1;
+        }
+        let runtime = crate::host::find_runtime(None, &self.self_exe).ok();
+        let runtime_version = runtime.as_ref().and_then(|r| {
+            let out = std::process::Command::new(r)
+                .arg("--version")
+                .stdin(Stdio::null())
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        });
+        Ok(serde_json::json!({
+            "Root": self.root,
+            "RunRoot": self.runroot,
+            "DefaultRuntime": runtime,
+            "RuntimeVersion": runtime_version,
+            "Containers": counts.values().sum::<u32>(),
+            "ContainersRunning": counts.get("running").copied().unwrap_or(0),
+            "ContainersPaused": counts.get("paused").copied().unwrap_or(0),
+            "ContainersStopped": counts.get("exited").copied().unwrap_or(0) + counts.get("created").copied().unwrap_or(0),
+            "Images": self.store.images().map(|v| v.len()).unwrap_or(0),
+            "Networks": crate::network::list(&self.root).map(|v| v.len()).unwrap_or(0),
+            "Volumes": self.volume_list().map(|v| v.len()).unwrap_or(0),
+            "StorageDriver": "overlay",
+        }))
+    }
+}

@@ -339,7 +339,14 @@ mod tests {
         assert!(!BindMount::parse("/a:/b").unwrap().readonly);
         let v = BindMount::parse("vol:/b").unwrap();
         assert_eq!(v.volume.as_deref(), Some("vol"), "a name is a named volume");
-        for bad in ["bad/vol:/b", ".vol:/b", "/a:b", "/a", "/a:/b:xx", "/a:/../b"] {
+        for bad in [
+            "bad/vol:/b",
+            ".vol:/b",
+            "/a:b",
+            "/a",
+            "/a:/b:xx",
+            "/a:/../b",
+        ] {
             assert!(BindMount::parse(bad).is_err(), "{bad}");
         }
     }

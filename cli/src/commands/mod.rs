@@ -10,6 +10,7 @@ mod format;
 mod image;
 mod images;
 mod import;
+mod info;
 mod inspect;
 mod load;
 mod login;
@@ -168,6 +169,12 @@ pub enum Command {
     Port(port::Args),
     /// Manage named volumes
     Volume(volume::Args),
+    /// Manage containers (prune)
+    Container(info::ContainerArgs),
+    /// Show where berth keeps things and how many of each (JSON)
+    Info,
+    /// Show berth's and the default runtime's versions
+    Version,
     /// Remove containers
     Rm(rm::Args),
     /// Show containers as JSON
@@ -210,6 +217,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Network(a) => network::run(a, ctx),
         Command::Port(a) => port::run(a, ctx),
         Command::Volume(a) => volume::run(a, ctx),
+        Command::Container(a) => info::container(a, ctx),
+        Command::Info => info::info(ctx),
+        Command::Version => info::version(ctx),
         Command::Rm(a) => rm::run(a, ctx),
         Command::Inspect(a) => inspect::run(a, ctx),
         Command::Wait(a) => wait::run(a, ctx),
