@@ -1248,6 +1248,18 @@ fn user_networks_resolve_names_and_are_managed() {
         text(&o.stderr)
     );
 
+    ok(&[
+        "network",
+        "create",
+        "--bridge",
+        &format!("{bridge}x"),
+        "spare",
+    ]);
+    assert_eq!(
+        ok(&["network", "prune"]).trim(),
+        "spare",
+        "only the unused user network"
+    );
     ok(&["rm", "-f", "srv"]);
     ok(&["network", "rm", "appnet"]);
     assert_eq!(ok(&["network", "ls", "-q"]).trim(), "berth");

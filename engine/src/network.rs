@@ -228,6 +228,19 @@ impl crate::engine::Engine {
         Ok((c, users))
     }
 
+    /// Remove every user network no container refers to; their names.
+    pub fn network_prune(&self) -> Result<Vec<String>> {
+        let recs = self.db.list()?;
+        let mut gone = Vec::new();
+        for c in list(&self.root)? {
+            if c.name != DEFAULT_NETWORK && users(&recs, &c.name).is_empty() {
+                remove(&self.root, &c.name)?;
+                gone.push(c.name);
+            }
+        }
+        Ok(gone)
+    }
+
     /// Remove a network no container refers to.
     pub fn network_remove(&self, name: &str) -> Result<()> {
         let c = get(&self.root, name)?;

@@ -28,6 +28,8 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         networks: Vec<String>,
     },
+    /// Remove every user network no container uses
+    Prune,
     /// Remove networks no container uses
     #[command(alias = "remove")]
     Rm {
@@ -138,6 +140,11 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 out.push(view(&c, &u));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        NetworkCommand::Prune => {
+            for n in engine.network_prune()? {
+                println!("{n}");
+            }
         }
         NetworkCommand::Rm { networks } => {
             for n in &networks {
