@@ -12,7 +12,7 @@ use berth_storage::{StorageError, Store};
 use crate::db::{ContainerDb, ContainerRecord};
 use crate::error::{io, EngineError, Result};
 use crate::host;
-use crate::layout::{ATTACH_LOCK, EXIT_FILE, MONITOR_LOCK, PID_FILE};
+use crate::layout::{ATTACH_LOCK, EXIT_FILE, MONITOR_LOCK, NETWORK_FILE, PAUSED_FILE, PID_FILE};
 use crate::monitor::time::rfc3339_nanos;
 use crate::options::RunOptions;
 use crate::spec;
@@ -201,7 +201,7 @@ impl Engine {
         }
         let run = self.run_dir(&rec.id);
         fs::create_dir_all(&run).map_err(io("create", &run))?;
-        for f in [EXIT_FILE, PID_FILE] {
+        for f in [EXIT_FILE, PID_FILE, PAUSED_FILE, NETWORK_FILE] {
             let _ = fs::remove_file(run.join(f));
         }
         let monitor = host::find_monitor(&self.self_exe)?;
