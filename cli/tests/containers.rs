@@ -1496,3 +1496,50 @@ fn info_version_and_container_prune() {
     e.ok(&["rm", "-f", "up"]);
     e.assert_no_containers();
 }
+
+fn stats_of_a_busy_container(test: &str, rt: &str) {
+    let Some(rt) = runtime(test, rt) else { return };
+    let e = Env::new("ctr-stats", rt);
+    let o = e.run(&[
+        "-d",
+        "--name",
+        "busy",
+        "--memory",
+        "64m",
+        "busybox:test",
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let v: Value =
+        serde_json::from_str(&e.ok(&["stats", "--no-stream", "--format", "json", "busy"])).unwrap();
+    let s = &v[0];
+    assert_eq!(s["Name"], "busy", "{v}");
+    assert_eq!(s["MemLimitBytes"], 64 << 20, "{v}");
+    assert!(s["MemUsageBytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(s["PIDs"].as_u64().unwrap() >= 1, "{v}");
+    let cpu: f64 = s["CPUPerc"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(cpu > 0.0, "a busy loop uses CPU: {v}");
+    // All running containers by default; a stopped one is an error.
+    assert!(e.ok(&["stats", "--no-stream"]).contains("busy"));
+    e.ok(&["stop", "-t", "1", "busy"]);
+    assert_eq!(code(&e.berth(&["stats", "--no-stream", "busy"])), 125);
+    e.ok(&["rm", "busy"]);
+    e.assert_no_containers();
+}
+
+#[test]
+fn stats_no_stream() {
+    stats_of_a_busy_container("stats_no_stream", "berth-runtime");
+}
+
+#[test]
+fn runc_stats_no_stream() {
+    stats_of_a_busy_container("runc_stats_no_stream", "runc");
+}

@@ -29,7 +29,7 @@ mod volumes;
 pub use db::ContainerRecord;
 pub use engine::{start_failure_code, Engine};
 pub use error::{EngineError, Result};
-pub use lifecycle::ExecOptions;
+pub use lifecycle::{ExecOptions, Stats};
 pub use logs::{LogFollower, LogLine};
 pub use network::{NewNetwork, DEFAULT_NETWORK};
 pub use options::{parse_size, BindMount, NetworkMode, RunOptions};

@@ -412,3 +412,63 @@ impl Engine {
         }))
     }
 }
+
+/// One `stats` sample of a running container.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Stats {
+    pub id: String,
+    pub name: String,
+    /// CPU use over the sample, in percent of one CPU.
+    pub cpu_percent: f64,
+    pub memory_usage: u64,
+    /// The memory limit (the host's memory when unlimited).
+    pub memory_limit: u64,
+    pub pids: u64,
+}
+
+impl Engine {
+    /// The runtime's `events --stats` for a running container.
+    fn runtime_stats(&self, rec: &ContainerRecord) -> Result<serde_json::Value> {
+        let out = self.runtime_stdout(rec, "events", &["events", "--stats", &rec.id])?;
+        serde_json::from_slice::<serde_json::Value>(&out)
+            .map(|v| v["data"].clone())
+            .map_err(|e| EngineError::Runtime {
+                op: "events",
+                id: rec.id.clone(),
+                message: format!("stats are not JSON: {e}"),
+            })
+    }
+
+    /// CPU, memory and pids of a running container: two samples of the
+    /// runtime's cgroup stats `interval` apart.
+    pub fn stats(&self, key: &str, interval: Duration) -> Result<Stats> {
+        let rec = self.find(key)?;
+        if !self.state(&rec).is_running() {
+            return Err(EngineError::NotRunning(rec.id));
+        }
+        let cpu = |v: &serde_json::Value| v["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
+        let a = self.runtime_stats(&rec)?;
+        let t = Instant::now();
+        std::thread::sleep(interval);
+        let b = self.runtime_stats(&rec)?;
+        let wall = t.elapsed().as_nanos().max(1) as f64;
+        let host_mem = fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map(|k| k * 1024)
+            .unwrap_or(u64::MAX);
+        let limit = b["memory"]["usage"]["limit"].as_u64().unwrap_or(u64::MAX);
+        Ok(Stats {
+            cpu_percent: cpu(&b).saturating_sub(cpu(&a)) as f64 / wall * 100.0,
+            memory_usage: b["memory"]["usage"]["usage"].as_u64().unwrap_or(0),
+            memory_limit: limit.min(host_mem),
+            pids: b["pids"]["current"].as_u64().unwrap_or(0),
+            id: rec.id,
+            name: rec.name,
+        })
+    }
+}

@@ -28,6 +28,7 @@ mod rmi;
 mod run;
 mod save;
 mod start;
+mod stats;
 mod stop;
 mod system;
 mod tag;
@@ -161,6 +162,8 @@ pub enum Command {
     Unpause(pause::Args),
     /// List a container's processes
     Top(top::Args),
+    /// CPU, memory and pids of running containers
+    Stats(stats::Args),
     /// Give a container a new name
     Rename(rename::Args),
     /// Manage bridge networks
@@ -213,6 +216,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Pause(a) => pause::pause(a, ctx),
         Command::Unpause(a) => pause::unpause(a, ctx),
         Command::Top(a) => top::run(a, ctx),
+        Command::Stats(a) => stats::run(a, ctx),
         Command::Rename(a) => rename::run(a, ctx),
         Command::Network(a) => network::run(a, ctx),
         Command::Port(a) => port::run(a, ctx),
