@@ -114,13 +114,9 @@ impl Engine {
     /// The runtime's own view (`state ID`), when it has one.
     fn runtime_status(&self, rec: &ContainerRecord) -> Option<String> {
         let out = self
-            .runtime(rec)
-            .args(["state", &rec.id])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
+            .runtime_stdout(rec, "state", &["state", &rec.id])
             .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out).ok()?;
         v["status"].as_str().map(str::to_string)
     }
 
@@ -176,8 +172,8 @@ impl Engine {
 
     /// A frozen process cannot act on a signal: thaw a paused container
     /// before stopping or removing it (as docker and podman do).
-    fn thaw_if_paused(&self, rec: &ContainerRecord) -> Result<()> {
-        if self.state(rec).status == Status::Paused {
+    fn thaw_if_paused(&self, rec: &ContainerRecord, status: Status) -> Result<()> {
+        if status == Status::Paused {
             self.thaw(rec)?;
         }
         Ok(())
@@ -202,13 +198,14 @@ impl Engine {
     /// returns once it has exited.
     pub fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<()> {
         let rec = self.find(key)?;
-        if !self.state(&rec).is_running() {
+        let status = self.state(&rec).status;
+        if !matches!(status, Status::Running | Status::Paused) {
             return Ok(());
         }
         let timeout =
             timeout.unwrap_or(Duration::from_secs(rec.options.stop_timeout.unwrap_or(10)));
         let signal = rec.options.stop_signal.as_deref().unwrap_or("TERM");
-        self.thaw_if_paused(&rec)?;
+        self.thaw_if_paused(&rec, status)?;
         let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, signal]);
         if !self.wait_stopped(&rec, timeout) {
             let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "KILL"]);
@@ -223,11 +220,12 @@ impl Engine {
     /// Remove a container (`force` kills a running one first).
     pub fn remove(&self, key: &str, force: bool) -> Result<()> {
         let rec = self.find(key)?;
-        if self.state(&rec).is_running() {
+        let st = self.state(&rec);
+        if st.is_running() {
             if !force {
                 return Err(EngineError::Running(rec.id));
             }
-            self.thaw_if_paused(&rec)?;
+            self.thaw_if_paused(&rec, st.status)?;
             let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "KILL"]);
             if !self.wait_stopped(&rec, Duration::from_secs(30)) {
                 return Err(EngineError::Timeout(rec.id));
@@ -274,14 +272,10 @@ impl Engine {
             return;
         }
         if let Some(netd) = crate::host::find_binary("berth-netd", &self.self_exe) {
-            let _ = std::process::Command::new(netd)
-                .arg("--state-dir")
-                .arg(self.runroot.join("netd"))
-                .args(["teardown", "--netns", "/nonexistent", "--file"])
-                .arg(&req)
-                .stdin(Stdio::null())
+            let state = self.runroot.join("netd");
+            let netns = std::path::Path::new("/nonexistent");
+            let _ = crate::network::netd_command(&netd, &state, "teardown", netns, &req)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
                 .status();
         }
     }
@@ -378,6 +372,20 @@ impl Engine {
         Ok(gone)
     }
 
+    /// The first line of the default runtime's `--version`.
+    pub fn runtime_version(&self) -> Option<String> {
+        let rt = crate::host::find_runtime(None, &self.self_exe).ok()?;
+        let out = std::process::Command::new(rt)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string)
+    }
+
     /// `berth info`: where things are and how many of each.
     pub fn info(&self) -> Result<serde_json::Value> {
         let mut counts = std::collections::BTreeMap::new();
@@ -385,22 +393,11 @@ impl Engine {
             *counts.entry(st.status.as_str()).or_insert(0u32) += 1;
         }
         let runtime = crate::host::find_runtime(None, &self.self_exe).ok();
-        let runtime_version = runtime.as_ref().and_then(|r| {
-            let out = std::process::Command::new(r)
-                .arg("--version")
-                .stdin(Stdio::null())
-                .output()
-                .ok()?;
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .next()
-                .map(str::to_string)
-        });
         Ok(serde_json::json!({
             "Root": self.root,
             "RunRoot": self.runroot,
             "DefaultRuntime": runtime,
-            "RuntimeVersion": runtime_version,
+            "RuntimeVersion": self.runtime_version(),
             "Containers": counts.values().sum::<u32>(),
             "ContainersRunning": counts.get("running").copied().unwrap_or(0),
             "ContainersPaused": counts.get("paused").copied().unwrap_or(0),

@@ -179,6 +179,29 @@ pub fn remove(root: &Path, name: &str) -> Result<()> {
     std::fs::remove_file(&file).map_err(io("remove", &file))
 }
 
+/// `berth-netd --state-dir STATE OP --netns NETNS --file REQUEST`, stdin
+/// closed and stderr discarded (netd answers on stdout): the one place the
+/// engine and the monitor build netd's command line.
+pub fn netd_command(
+    netd: &Path,
+    state: &Path,
+    op: &str,
+    netns: &Path,
+    request: &Path,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(netd);
+    c.arg("--state-dir")
+        .arg(state)
+        .arg(op)
+        .arg("--netns")
+        .arg(netns)
+        .arg("--file")
+        .arg(request)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
 /// Write the netd request for `rec` into `run_dir`.
 pub fn write_request(root: &Path, rec: &ContainerRecord, run_dir: &Path) -> Result<()> {
     let req = Request {

@@ -11,12 +11,8 @@ pub fn info(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 
 pub fn version(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     println!("berth {}", env!("CARGO_PKG_VERSION"));
-    if let Ok(e) = ctx.engine() {
-        if let Ok(i) = e.info() {
-            if let Some(v) = i["RuntimeVersion"].as_str() {
-                println!("runtime: {v}");
-            }
-        }
+    if let Some(v) = ctx.engine().ok().and_then(|e| e.runtime_version()) {
+        println!("runtime: {v}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -227,16 +227,8 @@ fn netd(a: &Args, op: &str, pid: i32) -> Result<Vec<u8>, MonitorError> {
     let (Some(netd), Some(state)) = (&a.netd, &a.netd_state) else {
         return Ok(Vec::new());
     };
-    let out = Command::new(netd)
-        .arg("--state-dir")
-        .arg(state)
-        .arg(op)
-        .arg("--netns")
-        .arg(format!("/proc/{pid}/ns/net"))
-        .arg("--file")
-        .arg(a.run_dir.join(NETD_REQUEST))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
+    let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let out = crate::network::netd_command(netd, state, op, &netns, &a.run_dir.join(NETD_REQUEST))
         .output()
         .map_err(sys(format!("run {}", netd.display())))?;
     if out.status.success() {
