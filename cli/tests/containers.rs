@@ -171,9 +171,7 @@ impl Drop for Env {
                 let _ = self.cmd(&["rm", "-f", id]).output();
             }
         }
-        for m in berth_testkit::mounts_under(self.dir.path()).iter().rev() {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
+        berth_testkit::unmount_all_under(self.dir.path());
     }
 }
 

@@ -434,9 +434,7 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["system", "reset", "--force"]);
         // c/storage's overlay driver bind-mounts its home; undo what is left.
-        for m in berth_testkit::mounts_under(self.dir.path()).iter().rev() {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
+        berth_testkit::unmount_all_under(self.dir.path());
     }
 }
 

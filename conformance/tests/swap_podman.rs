@@ -99,11 +99,7 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.podman(None, &["rm", "--all", "--force", "--time", "0"]);
         let _ = self.podman(None, &["rmi", "--all", "--force"]);
-        let mut mounts = berth_testkit::mounts_under(self.dir.path());
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
-        }
+        berth_testkit::unmount_all_under(self.dir.path());
         if self.made_libpod_parent {
             // rmdir only removes cgroups without tasks or children.
             for p in libpod_parents() {

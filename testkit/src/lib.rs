@@ -248,6 +248,16 @@ pub fn mounts_under(prefix: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Detach (MNT_DETACH) every mount under `prefix`, deepest first: the
+/// clean-up tests, benches and their fixtures' Drop share.
+pub fn unmount_all_under(prefix: &Path) {
+    let mut mounts = mounts_under(prefix);
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// Where Debian's containers-common installs Docker's default seccomp profile.
 pub const CONTAINERS_SECCOMP_PROFILE: &str = "/usr/share/containers/seccomp.json";
 
@@ -293,6 +303,44 @@ pub fn default_seccomp_profile_as_oci(d: &Value) -> Value {
         p["defaultErrnoRet"] = d["defaultErrnoRet"].clone();
     }
     p
+}
+
+/// Wait for `child` (spawned as the leader of its own process group) for at
+/// most `limit`; then SIGKILL the whole group (by the child's PID, the
+/// group's id), reap the child and return `None`. With `reap_all`, every
+/// exited child of this process is reaped while waiting (for a subreaper);
+/// otherwise only `child`. `xtask` and [`output_within`] share it.
+pub fn wait_or_kill_group(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    reap_all: bool,
+) -> Option<std::process::ExitStatus> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use std::os::unix::process::ExitStatusExt;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if reap_all {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p == pid => {
+                    return Some(std::process::ExitStatus::from_raw(code << 8))
+                }
+                Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
+                    return Some(std::process::ExitStatus::from_raw(sig as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => {}
+                Ok(_) => continue,
+            }
+        } else if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// What a command run under [`output_within`] did.
@@ -353,11 +401,10 @@ pub fn output_within_reaping(cmd: &mut Command, limit: std::time::Duration) -> B
     bounded(cmd, limit, true)
 }
 
-// Every path reaps the child: try_wait, waitpid(-1) or waitpid(pid).
+// wait_or_kill_group reaps the child on every path.
 #[allow(clippy::zombie_processes)]
 fn bounded(cmd: &mut Command, limit: std::time::Duration, reap_all: bool) -> Bounded {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::os::unix::process::CommandExt;
     let dir = tempdir("out");
     let out_path = dir.path().join("stdout");
     let err_path = dir.path().join("stderr");
@@ -370,30 +417,7 @@ fn bounded(cmd: &mut Command, limit: std::time::Duration, reap_all: bool) -> Bou
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        if reap_all {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, code)) if p == pid => {
-                    break Some(std::process::ExitStatus::from_raw(code << 8))
-                }
-                Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
-                    break Some(std::process::ExitStatus::from_raw(sig as i32))
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => {}
-                Ok(_) => continue,
-            }
-        } else if let Some(st) = child.try_wait().expect("wait") {
-            break Some(st);
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = wait_or_kill_group(&mut child, limit, reap_all);
     let read =
         |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
     Bounded {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -57,24 +57,13 @@ fn run_within(mut c: Command, limit: Duration) -> Result<()> {
         .process_group(0)
         .spawn()
         .with_context(|| format!("spawn {desc}"))?;
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = child.try_wait()? {
-            if !st.success() {
-                bail!("{desc} failed: {st}");
-            }
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.wait();
-            bail!(
-                "{desc} did not finish within {} min and was killed; the test(s) cargo reported as running for over 60 seconds above are the hung ones",
-                limit.as_secs() / 60
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    match berth_testkit::wait_or_kill_group(&mut child, limit, false) {
+        Some(st) if st.success() => Ok(()),
+        Some(st) => bail!("{desc} failed: {st}"),
+        None => bail!(
+            "{desc} did not finish within {} min and was killed; the test(s) cargo reported as running for over 60 seconds above are the hung ones",
+            limit.as_secs() / 60
+        ),
     }
 }
 

@@ -68,16 +68,8 @@ fn podman_pull(env: &Env, reference: &str, dir: &Path) -> Result<Duration> {
         .args(["pull", "--quiet", "--tls-verify=false", reference]);
     let r = run_quiet(c);
     // c/storage's overlay driver bind-mounts its home onto itself.
-    unmount_under(dir);
+    berth_testkit::unmount_all_under(dir);
     r
-}
-
-fn unmount_under(dir: &Path) {
-    let mut mounts = berth_testkit::mounts_under(dir);
-    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in mounts {
-        let _ = Command::new("umount").arg("-l").arg(&m).status();
-    }
 }
 
 fn tools() -> Vec<Tool> {
@@ -170,7 +162,7 @@ fn pulls(env: &Env, tools: &[Tool], work: &Path, label: &str, reference: &str, n
                 Ok(d) => times[k].push(d),
                 Err(e) => failed[k] = Some(format!("{e:#}")),
             }
-            unmount_under(&dir);
+            berth_testkit::unmount_all_under(&dir);
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
@@ -305,6 +297,6 @@ fn main() -> Result<()> {
 
     let blob = layer_blob(&large, work)?;
     unpacks(work, "usr-include", &blob, iterations(5))?;
-    unmount_under(work);
+    berth_testkit::unmount_all_under(work);
     Ok(())
 }
