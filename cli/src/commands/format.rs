@@ -47,6 +47,27 @@ pub fn render(template: &str, row: &Value) -> String {
     out
 }
 
+/// Print `rows` in `format`: a JSON array, a template per row, or a table
+/// of `headers` with the cells `cells` makes of each row.
+pub fn print_rows(
+    format: &Format,
+    rows: &[Value],
+    headers: &[&str],
+    cells: impl Fn(&Value) -> Vec<String>,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(rows)?),
+        Format::Template(t) => rows.iter().for_each(|r| println!("{}", render(t, r))),
+        Format::Table => table(headers, &rows.iter().map(cells).collect::<Vec<_>>()),
+    }
+    Ok(())
+}
+
+/// The string at `v` ("" when it is not one).
+pub fn str_of(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
 /// Print rows as aligned columns.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();

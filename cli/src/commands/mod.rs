@@ -42,6 +42,17 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
+/// `--label K=V` values (`K` alone: an empty value).
+pub fn parse_labels(labels: &[String]) -> std::collections::BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
 /// Options every subcommand shares (as podman's).
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {

@@ -109,27 +109,20 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     .for_each(|r| println!("{}", r["Name"].as_str().unwrap_or("")));
                 return Ok(ExitCode::SUCCESS);
             }
-            match l.format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-                Format::Template(t) => rows
-                    .iter()
-                    .for_each(|r| println!("{}", format::render(&t, r))),
-                Format::Table => {
-                    println!(
-                        "{:<20} {:<16} {:<18} {:<8}",
-                        "NAME", "BRIDGE", "SUBNET", "DNS"
-                    );
-                    for r in &rows {
-                        println!(
-                            "{:<20} {:<16} {:<18} {:<8}",
-                            r["Name"].as_str().unwrap_or(""),
-                            r["NetworkInterface"].as_str().unwrap_or(""),
-                            r["Subnet"].as_str().unwrap_or(""),
-                            r["DNSEnabled"]
-                        );
-                    }
-                }
-            }
+            let s = format::str_of;
+            format::print_rows(
+                &l.format,
+                &rows,
+                &["NAME", "BRIDGE", "SUBNET", "DNS"],
+                |r| {
+                    vec![
+                        s(&r["Name"]),
+                        s(&r["NetworkInterface"]),
+                        s(&r["Subnet"]),
+                        r["DNSEnabled"].to_string(),
+                    ]
+                },
+            )?;
         }
         NetworkCommand::Inspect { networks } => {
             let mut out = Vec::new();

@@ -92,43 +92,33 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match a.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Template(t) => rows
-            .iter()
-            .for_each(|r| println!("{}", format::render(&t, r))),
-        Format::Table => {
-            let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    let mut cmd = s(&r["Command"]);
-                    if cmd.len() > 30 {
-                        cmd.truncate(27);
-                        cmd.push_str("...");
-                    }
-                    vec![
-                        s(&r["Id"])[..12].to_string(),
-                        s(&r["Image"]),
-                        format!("\"{cmd}\""),
-                        format::human_age(r["Created"].as_i64().unwrap_or(0)),
-                        s(&r["Status"]),
-                        s(&r["Names"]),
-                    ]
-                })
-                .collect();
-            format::table(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "NAMES",
-                ],
-                &cells,
-            );
-        }
-    }
+    let s = format::str_of;
+    format::print_rows(
+        &a.format,
+        &rows,
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ],
+        |r| {
+            let mut cmd = s(&r["Command"]);
+            if cmd.len() > 30 {
+                cmd.truncate(27);
+                cmd.push_str("...");
+            }
+            vec![
+                s(&r["Id"])[..12].to_string(),
+                s(&r["Image"]),
+                format!("\"{cmd}\""),
+                format::human_age(r["Created"].as_i64().unwrap_or(0)),
+                s(&r["Status"]),
+                s(&r["Names"]),
+            ]
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }

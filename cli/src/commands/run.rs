@@ -148,14 +148,7 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
     let mut o = RunOptions {
         name: a.name.clone(),
         env: expand_env(&[read_env_files(&a.env_file)?, a.env.clone()].concat()),
-        labels: a
-            .label
-            .iter()
-            .map(|l| match l.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (l.clone(), String::new()),
-            })
-            .collect(),
+        labels: super::parse_labels(&a.label),
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         entrypoint: a.entrypoint.clone(),

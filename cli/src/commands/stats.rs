@@ -50,28 +50,21 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 "MemUsageBytes": s.memory_usage, "MemLimitBytes": s.memory_limit, "PIDs": s.pids,
             }));
         }
-        match &a.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-            Format::Template(t) => rows
-                .iter()
-                .for_each(|r| println!("{}", format::render(t, r))),
-            Format::Table => {
-                println!(
-                    "{:<14} {:<20} {:>8} {:>24} {:>6}",
-                    "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"
-                );
-                for r in &rows {
-                    println!(
-                        "{:<14} {:<20} {:>8} {:>24} {:>6}",
-                        r["ID"].as_str().unwrap_or(""),
-                        r["Name"].as_str().unwrap_or(""),
-                        r["CPUPerc"].as_str().unwrap_or(""),
-                        r["MemUsage"].as_str().unwrap_or(""),
-                        r["PIDs"]
-                    );
-                }
-            }
-        }
+        let s = format::str_of;
+        format::print_rows(
+            &a.format,
+            &rows,
+            &["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"],
+            |r| {
+                vec![
+                    s(&r["ID"]),
+                    s(&r["Name"]),
+                    s(&r["CPUPerc"]),
+                    s(&r["MemUsage"]),
+                    r["PIDs"].to_string(),
+                ]
+            },
+        )?;
         if a.no_stream {
             return Ok(ExitCode::SUCCESS);
         }

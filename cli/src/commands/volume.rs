@@ -64,15 +64,8 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let engine = ctx.engine()?;
     match a.command {
         VolumeCommand::Create { label, name } => {
-            let labels = label
-                .iter()
-                .map(|l| match l.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (l.clone(), String::new()),
-                })
-                .collect();
             let v = engine
-                .volume_create(name.as_deref(), labels)
+                .volume_create(name.as_deref(), super::parse_labels(&label))
                 .context("volume create")?;
             println!("{}", v.name);
         }
@@ -87,18 +80,9 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     .for_each(|r| println!("{}", r["Name"].as_str().unwrap_or("")));
                 return Ok(ExitCode::SUCCESS);
             }
-            match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-                Format::Template(t) => rows
-                    .iter()
-                    .for_each(|r| println!("{}", format::render(&t, r))),
-                Format::Table => {
-                    println!("{:<10} NAME", "DRIVER");
-                    for r in &rows {
-                        println!("{:<10} {}", "local", r["Name"].as_str().unwrap_or(""));
-                    }
-                }
-            }
+            format::print_rows(&format, &rows, &["DRIVER", "NAME"], |r| {
+                vec!["local".into(), format::str_of(&r["Name"])]
+            })?;
         }
         VolumeCommand::Inspect { volumes } => {
             let mut out = Vec::new();
