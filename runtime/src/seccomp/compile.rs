@@ -1,7 +1,7 @@
 //! Turning `linux.seccomp` into a libseccomp filter context. Everything that
-//! can be wrong with a profile is found here, so `validate` (which compiles
-//! and throws the result away) catches it at `create`, before anything
-//! exists.
+//! can be wrong with a profile is found here, so `Program::prepare` (which
+//! compiles in the parent and exports the program) catches it at `create`,
+//! before anything exists.
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,

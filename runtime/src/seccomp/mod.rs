@@ -14,7 +14,7 @@ pub mod program;
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompFilterFlag as F};
+use oci_spec::runtime::LinuxSeccompFilterFlag as F;
 use serde_json::json;
 
 pub use notify::{connect_listener, Notify};
@@ -86,19 +86,6 @@ impl From<SeccompError> for crate::Error {
     fn from(e: SeccompError) -> Self {
         crate::Error::Seccomp(crate::error::chain(&e))
     }
-}
-
-/// Check a profile completely, without loading it or touching any cache.
-pub fn validate(s: &LinuxSeccomp) -> crate::Result<()> {
-    Program::prepare(s, None)?;
-    notify::check_listener(s)?;
-    Ok(())
-}
-
-/// Compile and load a profile that does not notify into the calling
-/// process.
-pub fn load(s: &LinuxSeccomp) -> crate::Result<()> {
-    Program::prepare(s, None)?.load(None)
 }
 
 const ACTIONS: &[&str] = &[

@@ -1,3 +1,4 @@
+use oci_spec::runtime::LinuxSeccomp;
 use serde_json::{json, Value};
 
 use super::compile::compile;
@@ -15,7 +16,7 @@ fn rules(list: Value) -> LinuxSeccomp {
 
 /// `want`: Ok(()) or Err(text the error must contain).
 fn check(p: LinuxSeccomp, want: Result<(), &str>) {
-    // The profile alone (`validate` also wants a live listener socket).
+    // The profile alone (create also checks for a live listener socket).
     let got = compile(&p).map(drop).map_err(crate::Error::from);
     match want {
         Ok(()) => assert!(got.is_ok(), "{p:?}: {got:?}"),
@@ -197,7 +198,9 @@ fn notify_rules_need_a_listener_and_a_safe_syscall() {
 #[test]
 fn a_notifying_profile_is_not_loaded_without_its_listener() {
     let p = rules(json!([{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]));
-    let e = load(&p).expect_err("refused before loading anything");
+    let e = Program::prepare(&p, None)
+        .and_then(|prog| prog.load(None))
+        .expect_err("refused before loading anything");
     assert!(e.to_string().contains("no listener connection"), "{e}");
 }
 
