@@ -3,16 +3,21 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use berth_storage::{StorageError, Store};
 
 use crate::db::{ContainerDb, ContainerRecord};
 use crate::error::{io, EngineError, Result};
 use crate::host;
-use crate::layout::{ATTACH_LOCK, EXIT_FILE, MONITOR_LOCK, NETWORK_FILE, PAUSED_FILE, PID_FILE};
+use crate::layout::{
+    ATTACH_LOCK, ATTACH_SOCKET, EXIT_FILE, MONITOR_LOCK, NETWORK_FILE, PAUSED_FILE, PID_FILE,
+    RESTARTING_FILE, RESTARTS_FILE, STOPPED_FILE,
+};
 use crate::monitor::time::rfc3339_nanos;
 use crate::options::RunOptions;
 use crate::spec;
@@ -195,13 +200,83 @@ impl Engine {
     /// Start a created (or exited) container under a new monitor; returns
     /// the container's pid once it runs.
     pub fn start(&self, key: &str) -> Result<i32> {
-        let mut rec = self.find(key)?;
-        if self.state(&rec).is_running() {
+        let (mut rec, mut cmd) = self.monitor_command(key, false)?;
+        let out = cmd.output().map_err(|source| EngineError::Spawn {
+            program: cmd.get_program().into(),
+            source,
+        })?;
+        self.started(&mut rec, &out.stdout)
+    }
+
+    /// Start a container with this process attached from the first byte of
+    /// output: the monitor waits for our connection to its attach socket
+    /// before it starts the container. Returns the pid and the connection.
+    pub fn start_attached(&self, key: &str) -> Result<(i32, UnixStream)> {
+        let (mut rec, mut cmd) = self.monitor_command(key, true)?;
+        let program: PathBuf = cmd.get_program().into();
+        let spawn = |source| EngineError::Spawn {
+            program: program.clone(),
+            source,
+        };
+        let mut child = cmd.spawn().map_err(spawn)?;
+        let run = self.run_dir(&rec.id);
+        // The monitor listens before it creates the container; its first
+        // process exits (report written) only once it started or failed.
+        let sock = loop {
+            if let Ok(s) = crate::attach::connect(&run) {
+                break Some(s);
+            }
+            if child.try_wait().map_err(spawn)?.is_some() {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let mut report = Vec::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_end(&mut report);
+        }
+        let _ = child.wait();
+        let pid = self.started(&mut rec, &report)?;
+        match sock {
+            Some(s) => Ok((pid, s)),
+            // Started without us (we were too slow): attach now.
+            None => Ok((pid, self.attach(&rec.id)?)),
+        }
+    }
+
+    /// A connection to a running container's monitor (`berth attach`).
+    pub fn attach(&self, key: &str) -> Result<UnixStream> {
+        let rec = self.find(key)?;
+        if !self.state(&rec).is_running() {
+            return Err(EngineError::NotRunning(rec.id));
+        }
+        let run = self.run_dir(&rec.id);
+        crate::attach::connect(&run).map_err(|e| EngineError::Io {
+            what: "connect to",
+            path: run.join(ATTACH_SOCKET),
+            source: e,
+        })
+    }
+
+    /// The monitor command that starts `key`, its run dir made ready.
+    fn monitor_command(&self, key: &str, attach_wait: bool) -> Result<(ContainerRecord, Command)> {
+        let rec = self.find(key)?;
+        let status = self.state(&rec).status;
+        if rec_is_up(status) {
             return Err(EngineError::Running(rec.id));
         }
         let run = self.run_dir(&rec.id);
         fs::create_dir_all(&run).map_err(io("create", &run))?;
-        for f in [EXIT_FILE, PID_FILE, PAUSED_FILE, NETWORK_FILE] {
+        for f in [
+            EXIT_FILE,
+            PID_FILE,
+            PAUSED_FILE,
+            NETWORK_FILE,
+            ATTACH_SOCKET,
+            STOPPED_FILE,
+            RESTARTING_FILE,
+            RESTARTS_FILE,
+        ] {
             let _ = fs::remove_file(run.join(f));
         }
         let monitor = host::find_monitor(&self.self_exe)?;
@@ -228,32 +303,34 @@ impl Engine {
             } else {
                 Vec::new()
             },
+            tty: rec.options.tty,
+            stdin: rec.options.interactive,
+            attach_wait,
+            restart: rec.options.restart,
         };
-        let out = Command::new(&monitor)
-            .args(margs.to_argv())
+        let mut cmd = Command::new(&monitor);
+        cmd.args(margs.to_argv())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .output()
-            .map_err(|source| EngineError::Spawn {
-                program: monitor.clone(),
-                source,
-            })?;
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if let Some(pid) = report["pid"].as_i64() {
+            .stderr(Stdio::null());
+        Ok((rec, cmd))
+    }
+
+    /// Act on the monitor's report: the pid, or the start failure with
+    /// docker's exit code.
+    fn started(&self, rec: &mut ContainerRecord, report: &[u8]) -> Result<i32> {
+        let v: serde_json::Value = serde_json::from_slice(report).unwrap_or_default();
+        if let Some(pid) = v["pid"].as_i64() {
             rec.started_at = Some(rfc3339_nanos(SystemTime::now()));
-            self.db.update(&rec)?;
+            self.db.update(rec)?;
             return Ok(pid as i32);
         }
-        let message = report["error"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| {
-                format!(
-                    "berth-monitor failed: {}",
-                    String::from_utf8_lossy(&out.stdout).trim()
-                )
-            });
+        let message = v["error"].as_str().map(String::from).unwrap_or_else(|| {
+            format!(
+                "berth-monitor failed: {}",
+                String::from_utf8_lossy(report).trim()
+            )
+        });
         let message = runtime_message(&message);
         Err(EngineError::Start {
             code: start_failure_code(&message),
@@ -277,7 +354,7 @@ impl Engine {
     /// A shared hold on the container's attach lock: while held, a `--rm`
     /// container's monitor waits before removing it (so a foreground reader
     /// gets all output and the exit code).
-    pub fn attach_lock(&self, id: &str) -> Result<nix::fcntl::Flock<fs::File>> {
+    pub fn attach_lock(&self, id: &str) -> Result<AttachHold> {
         let run = self.run_dir(id);
         fs::create_dir_all(&run).map_err(io("create", &run))?;
         let p = run.join(ATTACH_LOCK);
@@ -305,6 +382,15 @@ impl Engine {
         }
     }
 }
+
+/// Running, paused, or between an exit and its restart: its monitor lives.
+pub(crate) fn rec_is_up(s: crate::state::Status) -> bool {
+    use crate::state::Status;
+    matches!(s, Status::Running | Status::Paused | Status::Restarting)
+}
+
+/// A shared hold on a container's attach lock (see [`Engine::attach_lock`]).
+pub type AttachHold = nix::fcntl::Flock<fs::File>;
 
 /// The gist of a runtime's error output: its last line, and of a logrus
 /// line (`time=… level=error msg="…"`) only the message.

@@ -12,7 +12,12 @@ impl Engine {
     pub fn inspect(&self, key: &str) -> Result<Value> {
         let rec = self.find(key)?;
         let st = self.state(&rec);
-        let mut v = view(&rec, &st);
+        let restarts =
+            std::fs::read_to_string(self.run_dir(&rec.id).join(crate::layout::RESTARTS_FILE))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+        let mut v = view(&rec, &st, restarts);
         v["NetworkSettings"] = if st.is_running() {
             network_settings(&self.run_dir(&rec.id))
         } else {
@@ -61,7 +66,19 @@ fn network_settings(run_dir: &std::path::Path) -> Value {
     })
 }
 
-fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
+/// docker's `HostConfig.RestartPolicy`.
+fn restart_policy(p: crate::options::RestartPolicy) -> Value {
+    use crate::options::RestartPolicy as P;
+    let (name, max) = match p {
+        P::No => ("no", 0),
+        P::Always => ("always", 0),
+        P::UnlessStopped => ("unless-stopped", 0),
+        P::OnFailure(n) => ("on-failure", n),
+    };
+    json!({"Name": name, "MaximumRetryCount": max})
+}
+
+fn view(rec: &ContainerRecord, st: &crate::state::State, restarts: u32) -> Value {
     let o = &rec.options;
     json!({
         "Id": rec.id,
@@ -73,6 +90,7 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
             "Status": st.status.as_str(),
             "Running": st.is_running(),
             "Paused": st.status == Status::Paused,
+            "Restarting": st.status == Status::Restarting,
             "Pid": st.pid.unwrap_or(0),
             "ExitCode": st.exit_code.unwrap_or(0),
             "Error": st.error.clone().unwrap_or_default(),
@@ -86,12 +104,16 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
             "Destination": m.destination,
             "RW": !m.readonly,
         })).collect::<Vec<_>>(),
+        "RestartCount": restarts,
         "Image": rec.image_id,
         "LogPath": rec.log_path,
         "Driver": "overlay",
         "GraphDriver": {"Data": {"MergedDir": rec.rootfs}, "Name": "overlay"},
         "Config": {
             "Hostname": rec.hostname,
+            "Tty": o.tty,
+            "OpenStdin": o.interactive,
+            "AttachStdin": o.interactive,
             "User": o.user.clone().unwrap_or_default(),
             "Env": o.env,
             "Cmd": o.cmd,
@@ -104,6 +126,7 @@ fn view(rec: &ContainerRecord, st: &crate::state::State) -> Value {
         },
         "HostConfig": {
             "AutoRemove": o.auto_remove,
+            "RestartPolicy": restart_policy(o.restart),
             "Binds": o.mounts.iter().map(|m| format!("{}:{}{}", m.volume.clone().unwrap_or_else(|| m.source.display().to_string()), m.destination, if m.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
             "ReadonlyRootfs": o.read_only,
             "Memory": o.memory.unwrap_or(0),

@@ -9,6 +9,10 @@
 //! - `pid`: the container's init pid (the runtime's `--pid-file`).
 //! - `exit.json`: `{"exit_code":N,"finished_at":"RFC3339"}`, temp + rename.
 
+/// The monitor's attach socket (see `attach`).
+pub const ATTACH_SOCKET: &str = "attach.sock";
+/// Where the runtime sends a tty container's pty master (`--console-socket`).
+pub const CONSOLE_SOCKET: &str = "console.sock";
 pub const MONITOR_LOCK: &str = "monitor.lock";
 pub const ATTACH_LOCK: &str = "attach.lock";
 pub const PID_FILE: &str = "pid";
@@ -20,3 +24,11 @@ pub const PAUSED_FILE: &str = "paused";
 pub const NETD_REQUEST: &str = "netd-request.json";
 /// What berth-netd answered to setup (addresses, ports).
 pub const NETWORK_FILE: &str = "network.json";
+/// Written by `stop` and `rm` before they signal: the monitor does not
+/// restart the container. `start` removes it.
+pub const STOPPED_FILE: &str = "stopped";
+/// Present while the monitor waits to restart the container (written
+/// before the exit file, removed once it runs again or will not).
+pub const RESTARTING_FILE: &str = "restarting";
+/// How many times the monitor restarted the container since `start`.
+pub const RESTARTS_FILE: &str = "restarts";

@@ -8,6 +8,7 @@
 //! container's live state is derived from its run dir (the monitor's lock
 //! and exit file), never stored.
 
+pub mod attach;
 mod db;
 mod engine;
 mod error;
@@ -27,11 +28,11 @@ mod user;
 mod volumes;
 
 pub use db::ContainerRecord;
-pub use engine::{start_failure_code, Engine};
+pub use engine::{start_failure_code, AttachHold, Engine};
 pub use error::{EngineError, Result};
 pub use lifecycle::{ExecOptions, Stats};
 pub use logs::{LogFollower, LogLine};
 pub use network::{NewNetwork, DEFAULT_NETWORK};
-pub use options::{parse_size, BindMount, NetworkMode, RunOptions};
+pub use options::{parse_size, BindMount, NetworkMode, RestartPolicy, RunOptions};
 pub use state::{State, Status};
 pub use volumes::Volume;

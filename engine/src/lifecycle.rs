@@ -198,7 +198,13 @@ impl Engine {
     /// returns once it has exited.
     pub fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<()> {
         let rec = self.find(key)?;
+        self.hold_down(&rec)?;
         let status = self.state(&rec).status;
+        if status == Status::Restarting {
+            // The monitor sees the marker and gives up the restart.
+            self.wait_monitor(&rec.id);
+            return Ok(());
+        }
         if !matches!(status, Status::Running | Status::Paused) {
             return Ok(());
         }
@@ -217,14 +223,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Mark a container as stopped by the user before signalling it, so
+    /// its monitor does not restart it (`--restart`); `start` clears it.
+    fn hold_down(&self, rec: &ContainerRecord) -> Result<()> {
+        if rec.options.restart == crate::options::RestartPolicy::No {
+            return Ok(());
+        }
+        let run = self.run_dir(&rec.id);
+        fs::create_dir_all(&run).map_err(io("create", &run))?;
+        let marker = run.join(crate::layout::STOPPED_FILE);
+        fs::write(&marker, b"").map_err(io("write", &marker))
+    }
+
     /// Remove a container (`force` kills a running one first).
     pub fn remove(&self, key: &str, force: bool) -> Result<()> {
         let rec = self.find(key)?;
         let st = self.state(&rec);
+        if (st.is_running() || st.status == Status::Restarting) && !force {
+            return Err(EngineError::Running(rec.id));
+        }
+        self.hold_down(&rec)?;
         if st.is_running() {
-            if !force {
-                return Err(EngineError::Running(rec.id));
-            }
             self.thaw_if_paused(&rec, st.status)?;
             let _ = self.runtime_ok(&rec, "kill", &["kill", &rec.id, "KILL"]);
             if !self.wait_stopped(&rec, Duration::from_secs(30)) {

@@ -33,6 +33,62 @@ impl std::str::FromStr for NetworkMode {
     }
 }
 
+/// `--restart`: what the monitor does when the container exits. A
+/// container stopped with `stop` (or removed) is never restarted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    UnlessStopped,
+    /// Restart after a non-zero exit, at most N times (0: no limit).
+    OnFailure(u32),
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<RestartPolicy> {
+        let bad = |why: &str| invalid("--restart", format!("{s:?}: {why}"));
+        match s.split_once(':') {
+            None => match s {
+                "" | "no" => Ok(RestartPolicy::No),
+                "always" => Ok(RestartPolicy::Always),
+                "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+                "on-failure" => Ok(RestartPolicy::OnFailure(0)),
+                _ => Err(bad("use no, always, unless-stopped or on-failure[:MAX]")),
+            },
+            Some(("on-failure", n)) => n
+                .parse()
+                .map(RestartPolicy::OnFailure)
+                .map_err(|_| bad("the maximum retry count must be a number")),
+            Some(_) => Err(bad("only on-failure takes a maximum retry count")),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// docker's spelling (what `FromStr` reads back).
+    pub fn as_arg(self) -> String {
+        match self {
+            RestartPolicy::No => "no".into(),
+            RestartPolicy::Always => "always".into(),
+            RestartPolicy::UnlessStopped => "unless-stopped".into(),
+            RestartPolicy::OnFailure(0) => "on-failure".into(),
+            RestartPolicy::OnFailure(n) => format!("on-failure:{n}"),
+        }
+    }
+
+    /// Whether an exit with `code`, after `restarts` restarts so far,
+    /// starts the container again.
+    pub fn restarts_after(self, code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure(max) => code != 0 && (max == 0 || restarts < max),
+        }
+    }
+}
+
 /// A bind mount (`-v /src:/dst[:ro]`) or a named volume (`-v NAME:/dst`,
 /// whose `source` the engine fills in at create).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +166,12 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     pub network: NetworkMode,
     pub auto_remove: bool,
+    /// `--restart`.
+    pub restart: RestartPolicy,
+    /// `-t`: the container's stdio is a pty.
+    pub tty: bool,
+    /// `-i`: the container's stdin stays open for attached clients.
+    pub interactive: bool,
     /// Runtime name or path; `None` is berth-runtime.
     pub runtime: Option<String>,
     /// `--security-opt seccomp=…` (`--privileged` means unconfined).

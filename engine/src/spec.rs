@@ -96,6 +96,10 @@ pub fn env(image: &Value, o: &RunOptions, hostname: &str, home: &str) -> Vec<Str
         format!("PATH={DEFAULT_PATH}"),
         format!("HOSTNAME={hostname}"),
     ];
+    if o.tty {
+        // docker's default for a container with a terminal
+        out.push("TERM=xterm".to_string());
+    }
     let mut set = |kv: String| {
         let key = kv.split('=').next().unwrap_or("").to_string();
         out.retain(|e| e.split('=').next() != Some(key.as_str()));
@@ -294,7 +298,7 @@ pub fn build(i: &SpecInput<'_>) -> Result<Value> {
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": o.tty,
             "user": {"uid": i.user.uid, "gid": i.user.gid, "additionalGids": i.user.additional_gids},
             "args": i.args,
             "env": env(i.image, o, i.hostname, &i.user.home),

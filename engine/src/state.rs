@@ -1,5 +1,6 @@
 //! A container's live state, derived from its run dir (never stored):
-//! `exit.json` → exited; the monitor's lock held → running (paused while
+//! `exit.json` → exited (restarting while the monitor lives and the
+//! `restarting` marker exists); the monitor's lock held → running (paused while
 //! the `paused` marker exists); a started
 //! container whose monitor is gone without an exit file → exited with a
 //! reason; otherwise created.
@@ -9,13 +10,15 @@ use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::layout::{EXIT_FILE, MONITOR_LOCK, PAUSED_FILE, PID_FILE};
+use crate::layout::{EXIT_FILE, MONITOR_LOCK, PAUSED_FILE, PID_FILE, RESTARTING_FILE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Created,
     Running,
     Paused,
+    /// Exited; its monitor will start it again (`--restart`).
+    Restarting,
     Exited,
 }
 
@@ -25,6 +28,7 @@ impl Status {
             Status::Created => "created",
             Status::Running => "running",
             Status::Paused => "paused",
+            Status::Restarting => "restarting",
             Status::Exited => "exited",
         }
     }
@@ -73,8 +77,13 @@ pub fn probe(run_dir: &Path, started: bool) -> State {
         finished_at: None,
         error: None,
     };
+    let restarting = run_dir.join(RESTARTING_FILE).exists();
     if let Some((code, at)) = read_exit(run_dir) {
-        st.status = Status::Exited;
+        st.status = if restarting && monitor_alive(run_dir) {
+            Status::Restarting
+        } else {
+            Status::Exited
+        };
         st.exit_code = Some(code);
         st.finished_at = Some(at);
     } else if monitor_alive(run_dir) {

@@ -1,5 +1,11 @@
-//! The crate's only `unsafe`: forking the monitor.
+//! The crate's only `unsafe`: forking the monitor, terminal window-size
+//! ioctls, and taking ownership of a descriptor received over a socket.
 
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::libc;
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::unistd::ForkResult;
 
 /// Which side of a fork this is.
@@ -17,4 +23,69 @@ pub fn fork_single_threaded() -> nix::Result<Forked> {
         ForkResult::Parent { .. } => Ok(Forked::Parent),
         ForkResult::Child => Ok(Forked::Child),
     }
+}
+
+nix::ioctl_read_bad!(tiocgwinsz, libc::TIOCGWINSZ, libc::winsize);
+nix::ioctl_write_ptr_bad!(tiocswinsz, libc::TIOCSWINSZ, libc::winsize);
+
+/// A terminal's (rows, columns); `None` if `fd` is not a terminal.
+pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which
+    // points at a live, writable local of that type; `fd` is borrowed, so
+    // open for the call.
+    unsafe { tiocgwinsz(fd.as_raw_fd(), &mut ws) }.ok()?;
+    (ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Set a pty's window size (the kernel sends SIGWINCH to its foreground
+/// process group).
+pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ only reads one `winsize` through the pointer, which
+    // points at a live local of that type; `fd` is borrowed, so open.
+    unsafe { tiocswinsz(fd.as_raw_fd(), &ws) }.map(drop)
+}
+
+/// Receive one descriptor sent with SCM_RIGHTS (the runtime's
+/// `--console-socket` protocol: the pty master, with its path as data).
+pub fn recv_fd(sock: impl AsFd) -> std::io::Result<OwnedFd> {
+    let mut data = [0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut data)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let msg = recvmsg::<()>(
+        sock.as_fd().as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut got: Vec<OwnedFd> = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel installed these descriptors in our table
+            // for this message; nothing else refers to them, so each is
+            // owned exactly once, here.
+            got.extend(
+                fds.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    let mut it = got.into_iter();
+    it.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "console socket message without a descriptor",
+        )
+    })
 }

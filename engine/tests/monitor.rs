@@ -50,8 +50,7 @@ fn setup(rt: &Path, script: &str) -> Setup {
         run_dir,
         remove: false,
         exit_command: Vec::new(),
-        netd: None,
-        netd_state: None,
+        ..Args::default()
     };
     Setup {
         bundle,

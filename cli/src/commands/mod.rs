@@ -4,6 +4,7 @@
 //! To add a subcommand: write `commands/<name>.rs` with `Args` and `run`,
 //! add `mod <name>;`, a variant to [`Command`] and an arm to [`run`].
 
+mod attach;
 mod exec;
 mod export;
 mod format;
@@ -153,6 +154,8 @@ pub enum Command {
     Create(Box<run::CreateArgs>),
     /// Start created or stopped containers
     Start(start::Args),
+    /// Attach this terminal to a running container (detach: ctrl-p ctrl-q)
+    Attach(attach::Args),
     /// List containers
     Ps(ps::Args),
     /// Show a container's output
@@ -217,6 +220,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(*a, ctx),
         Command::Create(a) => run::create(*a, ctx),
         Command::Start(a) => start::run(a, ctx),
+        Command::Attach(a) => attach::run(a, ctx),
         Command::Ps(a) => ps::run(a, ctx),
         Command::Logs(a) => logs::run(a, ctx),
         Command::Exec(a) => exec::run(a, ctx),

@@ -76,6 +76,9 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 berth_engine::Status::Running => "Up".to_string(),
                 berth_engine::Status::Paused => "Up (Paused)".to_string(),
                 berth_engine::Status::Created => "Created".to_string(),
+                berth_engine::Status::Restarting => {
+                    format!("Restarting ({})", s.exit_code.unwrap_or(255))
+                }
                 berth_engine::Status::Exited => format!("Exited ({})", s.exit_code.unwrap_or(255)),
             };
             json!({

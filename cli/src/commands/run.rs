@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use berth_engine::attach::{Signal, SignalGuard};
 use berth_engine::{BindMount, Engine, LogFollower, RunOptions};
 
 use super::Ctx;
@@ -20,6 +21,8 @@ pub struct Args {
     #[arg(short, long)]
     pub detach: bool,
     #[command(flatten)]
+    pub stream: super::attach::StreamArgs,
+    #[command(flatten)]
     pub create: CreateArgs,
 }
 
@@ -32,6 +35,15 @@ pub struct CreateArgs {
     /// Name for the container
     #[arg(long)]
     pub name: Option<String>,
+    /// Keep stdin open (attached: ours is forwarded)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the container a terminal (a pty)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Restart policy: no, always, unless-stopped, on-failure[:MAX]
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub restart: String,
     /// Set an environment variable (K=V, or K to copy it from here)
     #[arg(short, long = "env", value_name = "K=V")]
     pub env: Vec<String>,
@@ -170,9 +182,15 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
         privileged: a.privileged,
         hostname: a.hostname.clone(),
         auto_remove: a.rm,
+        tty: a.tty,
+        interactive: a.interactive,
         runtime: a.runtime.clone(),
         ..RunOptions::default()
     };
+    o.restart = a.restart.parse()?;
+    if a.rm && o.restart != berth_engine::RestartPolicy::No {
+        anyhow::bail!("conflicting options: --restart and --rm");
+    }
     o.set_network(&a.network)?;
     o.tmpfs(&a.tmpfs)?;
     o.ulimits(&a.ulimit)?;
@@ -199,7 +217,8 @@ pub fn create(a: CreateArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let (detach, a) = (a.detach, a.create);
+    let (detach, stream, a) = (a.detach, a.stream, a.create);
+    stream.options(a.interactive, a.tty)?; // refuse bad values before anything exists
     let opts = options(&a)?;
     let engine = ctx.engine()?;
     let rec = engine.create(&a.image, opts)?;
@@ -214,7 +233,11 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
     }
-    let started = start_attached(&engine, &rec.id);
+    let started = if a.tty || a.interactive {
+        super::attach::start(&engine, &rec.id, &stream, true)
+    } else {
+        start_attached(&engine, &rec.id, stream.sig_proxy)
+    };
     if started.is_err() && a.rm {
         let _ = engine.remove(&rec.id, true);
     }
@@ -222,15 +245,17 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 /// Start a container and copy its output here until it exits; exit with
-/// its code. An `--rm` container is gone when this returns.
-pub fn start_attached(engine: &Engine, id: &str) -> anyhow::Result<ExitCode> {
+/// its code. Signals we get go on to the container (`sig_proxy`). An
+/// `--rm` container is gone when this returns.
+pub fn start_attached(engine: &Engine, id: &str, sig_proxy: bool) -> anyhow::Result<ExitCode> {
     let rec = engine.find(id)?;
     // Held before start so a --rm container cannot vanish before we read it.
     let attach = engine.attach_lock(&rec.id)?;
     let mut f = LogFollower::open(&rec.log_path)?;
     f.skip_to_tail(0)?; // output of earlier runs
+    let signals = SignalGuard::new()?;
     engine.start(&rec.id)?;
-    let code = follow(engine, &rec.id, f)?;
+    let code = follow(engine, &rec.id, f, &signals, sig_proxy)?;
     drop(attach);
     if rec.options.auto_remove {
         engine.wait_monitor(&rec.id);
@@ -239,7 +264,13 @@ pub fn start_attached(engine: &Engine, id: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Copy the container's output here until it exits; its exit code.
-fn follow(engine: &Engine, id: &str, mut f: LogFollower) -> anyhow::Result<i32> {
+fn follow(
+    engine: &Engine,
+    id: &str,
+    mut f: LogFollower,
+    signals: &SignalGuard,
+    sig_proxy: bool,
+) -> anyhow::Result<i32> {
     let rec = engine.find(id)?;
     loop {
         let st = engine.state(&rec);
@@ -248,7 +279,11 @@ fn follow(engine: &Engine, id: &str, mut f: LogFollower) -> anyhow::Result<i32> 
         if exited {
             return Ok(st.exit_code.unwrap_or(255));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        for sig in signals.wait(Duration::from_millis(20)) {
+            if sig_proxy && sig != Signal::SIGWINCH {
+                let _ = engine.kill(&rec.id, &(sig as i32).to_string());
+            }
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! `berth start [-a] CONTAINER...`
+//! `berth start [-a [-i]] CONTAINER...`
 
 use std::process::ExitCode;
 
@@ -11,6 +11,11 @@ pub struct Args {
     /// Attach: copy the output here and exit with the container's code
     #[arg(short, long)]
     pub attach: bool,
+    /// Attach stdin too (a container created with -i)
+    #[arg(short, long)]
+    pub interactive: bool,
+    #[command(flatten)]
+    pub stream: super::attach::StreamArgs,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -21,7 +26,11 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let [one] = a.containers.as_slice() else {
             anyhow::bail!("start -a takes exactly one container");
         };
-        return super::run::start_attached(&engine, one);
+        let rec = engine.find(one)?;
+        if rec.options.tty || a.interactive {
+            return super::attach::start(&engine, one, &a.stream, a.interactive);
+        }
+        return super::run::start_attached(&engine, one, a.stream.sig_proxy);
     }
     for c in &a.containers {
         engine.start(c).with_context(|| format!("start {c}"))?;

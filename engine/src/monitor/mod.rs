@@ -1,14 +1,18 @@
 //! `berth-monitor`: one per container, conmon-like. Daemonizes (setsid,
 //! double fork), becomes a child subreaper, runs `runtime create` and
-//! `start` with the container's stdout and stderr as pipes it owns, writes
-//! them to a json-file log, records the exit status (temp + rename), runs
-//! `runtime delete` and then the exit command (the engine's cleanup), and
-//! exits. Single-threaded, a poll(2) loop, no async runtime.
+//! `start` with the container's stdout and stderr as pipes it owns (or,
+//! for a tty, the pty master the runtime sends to its console socket),
+//! writes them to a json-file log and to attached clients (`attach.sock`,
+//! protocol in `crate::attach`), feeds client input to the container's
+//! stdin, records the exit status (temp + rename), runs `runtime delete`
+//! and then the exit command (the engine's cleanup), and exits.
+//! Single-threaded, a poll(2) loop, no async runtime.
 //!
 //! Contract with the engine: argv as [`Args::parse`] reads it; one line of
 //! JSON on the monitor's stdout, `{"pid":N}` or `{"error":"..."}`, once the
 //! container has started or failed to; run-dir files as `layout` names them.
 
+mod clients;
 mod run;
 pub mod time;
 
@@ -55,6 +59,16 @@ pub struct Args {
     /// `create` and `start`; detach it after the exit.
     pub netd: Option<PathBuf>,
     pub netd_state: Option<PathBuf>,
+    /// The container has a terminal (`process.terminal`): the runtime gets
+    /// a console socket and the pty master is the container's stdio.
+    pub tty: bool,
+    /// Keep the container's stdin open (a pipe fed by attached clients).
+    pub stdin: bool,
+    /// Wait (a few seconds at most) for the first attach client before
+    /// `runtime start`, so a foreground client misses no output.
+    pub attach_wait: bool,
+    /// What to do when the container exits (`--restart`).
+    pub restart: crate::options::RestartPolicy,
 }
 
 impl Args {
@@ -75,8 +89,18 @@ impl Args {
             kv("--netd", n.clone().into());
             kv("--netd-state", d.clone().into());
         }
-        if self.remove {
-            v.push("--rm".into());
+        if self.restart != crate::options::RestartPolicy::No {
+            kv("--restart", self.restart.as_arg().into());
+        }
+        for (on, flag) in [
+            (self.remove, "--rm"),
+            (self.tty, "--tty"),
+            (self.stdin, "--stdin"),
+            (self.attach_wait, "--attach-wait"),
+        ] {
+            if on {
+                v.push(flag.into());
+            }
         }
         if !self.exit_command.is_empty() {
             v.push("--".into());
@@ -90,8 +114,15 @@ impl Args {
         let mut a = Args::default();
         while let Some(k) = it.next() {
             let k = k.to_string_lossy().into_owned();
-            if k == "--rm" {
-                a.remove = true;
+            let flag = match k.as_str() {
+                "--rm" => Some(&mut a.remove),
+                "--tty" => Some(&mut a.tty),
+                "--stdin" => Some(&mut a.stdin),
+                "--attach-wait" => Some(&mut a.attach_wait),
+                _ => None,
+            };
+            if let Some(f) = flag {
+                *f = true;
                 continue;
             }
             if k == "--" {
@@ -110,6 +141,12 @@ impl Args {
                 "--log" => a.log = v.into(),
                 "--netd" => a.netd = Some(v.into()),
                 "--netd-state" => a.netd_state = Some(v.into()),
+                "--restart" => {
+                    a.restart = v
+                        .to_string_lossy()
+                        .parse()
+                        .map_err(|_| MonitorError::Args("bad --restart"))?
+                }
                 _ => return Err(MonitorError::Args("unknown option")),
             }
         }
@@ -137,6 +174,10 @@ mod tests {
             exit_command: vec!["berth".into(), "--rm".into(), "x".into()],
             netd: Some("/bin/netd".into()),
             netd_state: Some("/run/n".into()),
+            tty: true,
+            stdin: false,
+            attach_wait: true,
+            restart: crate::options::RestartPolicy::OnFailure(3),
         };
         let b = Args::parse(a.to_argv().into_iter()).unwrap();
         assert_eq!(format!("{a:?}"), format!("{b:?}"));

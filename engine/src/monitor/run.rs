@@ -3,7 +3,8 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -15,9 +16,14 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::clients::Clients;
 use super::time::{json_str, rfc3339_nanos};
 use super::{sys, Args, MonitorError};
-use crate::layout::{ATTACH_LOCK, EXIT_FILE, MONITOR_LOCK, NETD_REQUEST, NETWORK_FILE, PID_FILE};
+use crate::attach::{self, socket_path};
+use crate::layout::{
+    ATTACH_LOCK, CONSOLE_SOCKET, EXIT_FILE, MONITOR_LOCK, NETD_REQUEST, NETWORK_FILE, PID_FILE,
+    RESTARTING_FILE, RESTARTS_FILE, STOPPED_FILE,
+};
 use crate::sys::{fork_single_threaded, Forked};
 
 /// Entry point of the `berth-monitor` binary; returns its exit status.
@@ -128,42 +134,161 @@ fn monitor(a: &Args, report: &mut File) -> Result<(), MonitorError> {
         .map_err(|e| sys("block SIGCHLD")(e.into()))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| sys("signalfd")(e.into()))?;
-    let (pid, out, err) = create_and_start(a)?;
-    let _ = write!(report, "{{\"pid\":{pid}}}");
+    let mut clients = Clients::bind(&a.run_dir)?;
+    let mut c = create(a)?;
+    if let Some(fd) = c.stdin.take() {
+        clients.set_stdin(fd, a.tty);
+    }
+    if a.attach_wait {
+        clients.wait_first(Duration::from_secs(10));
+    }
+    start(a, &c)?;
+    let _ = write!(report, "{{\"pid\":{}}}", c.pid);
     // Closing the report pipe lets the first process exit.
     *report = File::open("/dev/null").map_err(sys("open /dev/null"))?;
-    let code = pump(a, pid, &sigfd, out, err)?;
-    finish(a, code, pid)
+    let mut restarts = 0u32;
+    let mut deleted;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let began = Instant::now();
+        let code = pump(a, c.pid, &sigfd, c.out, c.err, &mut clients)?;
+        clients.close_all();
+        let again = a.restart.restarts_after(code, restarts) && !stopped(a);
+        if again {
+            let _ = fs::write(a.run_dir.join(RESTARTING_FILE), b"");
+        }
+        deleted = record_exit(a, code, c.pid)?;
+        if !again {
+            break;
+        }
+        // docker's back-off: doubling from 100 ms, reset after 10 s of running.
+        if began.elapsed() >= Duration::from_secs(10) {
+            backoff = Duration::from_millis(100);
+        }
+        restarts += 1;
+        let _ = fs::write(a.run_dir.join(RESTARTS_FILE), restarts.to_string());
+        let restarted = sleep_unless_stopped(a, backoff)
+            .then(|| create(a))
+            .transpose()
+            .and_then(|n| match n {
+                Some(n) => start(a, &n).map(|()| Some(n)),
+                None => Ok(None),
+            });
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+        match restarted {
+            Ok(Some(mut n)) => {
+                if let Some(fd) = n.stdin.take() {
+                    clients.set_stdin(fd, a.tty);
+                }
+                let _ = fs::remove_file(a.run_dir.join(EXIT_FILE));
+                let _ = fs::remove_file(a.run_dir.join(RESTARTING_FILE));
+                c = n;
+            }
+            // Stopped meanwhile, or the container could not be made again:
+            // the last exit stands.
+            Ok(None) | Err(_) => {
+                let _ = fs::remove_file(a.run_dir.join(RESTARTING_FILE));
+                break;
+            }
+        }
+    }
+    finish(a);
+    deleted
 }
 
-/// `runtime create` with our pipes as its stdio, then `start`. Returns the
-/// container's pid and the read ends of its stdout and stderr.
-fn create_and_start(a: &Args) -> Result<(Pid, OwnedFd, OwnedFd), MonitorError> {
+/// `stop` or `rm` asked for the container to stay down.
+fn stopped(a: &Args) -> bool {
+    a.run_dir.join(STOPPED_FILE).exists()
+}
+
+/// Wait `d` before a restart; `false` if `stop` came meanwhile.
+fn sleep_unless_stopped(a: &Args, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if stopped(a) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20).min(end - Instant::now()));
+    }
+    !stopped(a)
+}
+
+/// `runtime start`; a failure removes the created container.
+fn start(a: &Args, c: &Created) -> Result<(), MonitorError> {
+    runtime_ok(a, &["start", &a.id]).inspect_err(|_| {
+        let _ = netd(a, "teardown", c.pid.as_raw());
+        let _ = runtime_ok(a, &["delete", "--force", &a.id]);
+    })
+}
+
+/// A created container: its init's pid, the read ends of its output
+/// (stdout is the pty master for a tty) and where its input goes.
+struct Created {
+    pid: Pid,
+    out: OwnedFd,
+    err: OwnedFd,
+    stdin: Option<OwnedFd>,
+}
+
+/// `runtime create` with our pipes (or a console socket) as the
+/// container's stdio, then the network. A failure leaves nothing behind.
+fn create(a: &Args) -> Result<Created, MonitorError> {
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| sys("pipe")(e.into()))?;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| sys("pipe")(e.into()))?;
     let pid_file = a.run_dir.join(PID_FILE);
-    let status = runtime(a)
-        .arg("create")
-        .arg("--bundle")
-        .arg(&a.bundle)
-        .arg("--pid-file")
-        .arg(&pid_file)
+    let mut cmd = runtime(a);
+    cmd.arg("create").arg("--bundle").arg(&a.bundle);
+    cmd.arg("--pid-file").arg(&pid_file);
+    let mut stdin = None;
+    let console = if a.tty {
+        let (dir, path) = socket_path(&a.run_dir, CONSOLE_SOCKET)
+            .map_err(sys(format!("open {}", a.run_dir.display())))?;
+        let _ = fs::remove_file(&path);
+        let l = UnixListener::bind(&path).map_err(sys("bind the console socket"))?;
+        // The runtime is another process: name the socket through our pid.
+        let theirs = format!(
+            "/proc/{}/fd/{}/{CONSOLE_SOCKET}",
+            std::process::id(),
+            dir.as_raw_fd()
+        );
+        cmd.arg("--console-socket").arg(theirs);
+        cmd.stdin(Stdio::null());
+        Some((dir, l))
+    } else if a.stdin {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| sys("pipe")(e.into()))?;
+        cmd.stdin(Stdio::from(r));
+        stdin = Some(w);
+        None
+    } else {
+        cmd.stdin(Stdio::null());
+        None
+    };
+    let status = cmd
         .arg(&a.id)
-        .stdin(Stdio::null())
         .stdout(Stdio::from(out_w))
         .stderr(Stdio::from(err_w))
         .status()
         .map_err(sys(format!("run {}", a.runtime.display())))?;
+    let _ = fs::remove_file(a.run_dir.join(CONSOLE_SOCKET));
+    let fail = |msg: String| {
+        let _ = runtime_ok(a, &["delete", "--force", &a.id]);
+        MonitorError::Runtime(msg)
+    };
     if !status.success() {
         let mut msg = drain_now(&err_r);
         msg.push_str(&drain_now(&out_r));
-        let _ = runtime_ok(a, &["delete", "--force", &a.id]);
         let msg = msg.trim().to_string();
-        return Err(MonitorError::Runtime(if msg.is_empty() {
+        return Err(fail(if msg.is_empty() {
             format!("runtime create failed: {status}")
         } else {
             msg
         }));
+    }
+    let mut out = out_r;
+    if let Some((_dir, l)) = console {
+        let master = receive_master(&l).map_err(|e| fail(format!("console socket: {e}")))?;
+        stdin = Some(master.try_clone().map_err(|e| fail(format!("dup: {e}")))?);
+        out = master;
     }
     let pid: i32 = fs::read_to_string(&pid_file)
         .map_err(sys(format!("read {}", pid_file.display())))?
@@ -180,12 +305,22 @@ fn create_and_start(a: &Args) -> Result<(Pid, OwnedFd, OwnedFd), MonitorError> {
         let _ = runtime_ok(a, &["delete", "--force", &a.id]);
         return Err(e);
     }
-    if let Err(e) = runtime_ok(a, &["start", &a.id]) {
-        let _ = netd(a, "teardown", pid);
-        let _ = runtime_ok(a, &["delete", "--force", &a.id]);
-        return Err(e);
-    }
-    Ok((Pid::from_raw(pid), out_r, err_r))
+    Ok(Created {
+        pid: Pid::from_raw(pid),
+        out,
+        err: err_r,
+        stdin,
+    })
+}
+
+/// The pty master the runtime sent (it connected during `create`, which
+/// has returned, so the connection is queued already).
+fn receive_master(l: &UnixListener) -> std::io::Result<OwnedFd> {
+    l.set_nonblocking(true)?;
+    let (conn, _) = l.accept()?;
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    crate::sys::recv_fd(&conn)
 }
 
 /// Name servers as netd reports them (a DNS-enabled network's gateway
@@ -253,6 +388,8 @@ fn drain_now(fd: &OwnedFd) -> String {
 struct Stream {
     fd: Option<OwnedFd>,
     name: &'static str,
+    /// Its frame type for attach clients.
+    kind: u8,
     partial: Vec<u8>,
 }
 
@@ -264,6 +401,7 @@ fn pump(
     sigfd: &SignalFd,
     out: OwnedFd,
     err: OwnedFd,
+    clients: &mut Clients,
 ) -> Result<i32, MonitorError> {
     let mut log = File::options()
         .create(true)
@@ -274,11 +412,13 @@ fn pump(
         Stream {
             fd: Some(out),
             name: "stdout",
+            kind: attach::STDOUT,
             partial: Vec::new(),
         },
         Stream {
             fd: Some(err),
             name: "stderr",
+            kind: attach::STDERR,
             partial: Vec::new(),
         },
     ];
@@ -302,6 +442,7 @@ fn pump(
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
         }
+        let polled = clients.register(&mut fds);
         match poll(&mut fds, timeout) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(sys("poll")(e.into())),
@@ -325,9 +466,10 @@ fn pump(
         }
         for (k, &i) in idx.iter().enumerate() {
             if ready[k + 1] {
-                copy_out(&mut streams[i], &mut log);
+                copy_out(&mut streams[i], &mut log, clients);
             }
         }
+        clients.service(&polled, &ready);
     }
     for s in &mut streams {
         flush_partial(s, &mut log);
@@ -348,15 +490,19 @@ fn reap(pid: Pid) -> Option<i32> {
     }
 }
 
-fn copy_out(s: &mut Stream, log: &mut File) {
+fn copy_out(s: &mut Stream, log: &mut File, clients: &mut Clients) {
     let Some(fd) = &s.fd else { return };
     let mut buf = [0u8; 16384];
     match nix::unistd::read(fd, &mut buf) {
+        // A pty master shares its (non-blocking) file with the stdin side.
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+        // EIO: a pty whose other side is closed everywhere.
         Ok(0) | Err(_) => {
             flush_partial(s, log);
             s.fd = None;
         }
         Ok(n) => {
+            clients.broadcast(s.kind, &buf[..n]);
             s.partial.extend_from_slice(&buf[..n]);
             while let Some(pos) = s.partial.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = s.partial.drain(..=pos).collect();
@@ -386,8 +532,9 @@ fn write_line(log: &mut File, stream: &str, data: &[u8]) {
     let _ = log.write_all(line.as_bytes());
 }
 
-/// Record the exit, delete the runtime container, run the exit command.
-fn finish(a: &Args, code: i32, pid: Pid) -> Result<(), MonitorError> {
+/// Record the exit, detach the network, delete the runtime container
+/// (the inner result: a failed delete does not stop the cleanup).
+fn record_exit(a: &Args, code: i32, pid: Pid) -> Result<Result<(), MonitorError>, MonitorError> {
     let body = format!(
         "{{\"exit_code\":{code},\"finished_at\":\"{}\"}}",
         rfc3339_nanos(SystemTime::now())
@@ -404,7 +551,12 @@ fn finish(a: &Args, code: i32, pid: Pid) -> Result<(), MonitorError> {
     // The netns is gone with the init; netd removes the host side, the
     // lease and the port rules by the container id.
     let _ = netd(a, "teardown", pid.as_raw());
-    let deleted = runtime_ok(a, &["delete", "--force", &a.id]);
+    Ok(runtime_ok(a, &["delete", "--force", &a.id]))
+}
+
+/// The container is down for good: let a foreground `--rm` reader finish,
+/// then run the exit command.
+fn finish(a: &Args) {
     if a.remove {
         // A foreground `berth run --rm` reads the output and exit code first.
         let _reader_done = lock(&a.run_dir.join(ATTACH_LOCK), FlockArg::LockExclusive);
@@ -417,5 +569,4 @@ fn finish(a: &Args, code: i32, pid: Pid) -> Result<(), MonitorError> {
             .stderr(Stdio::null())
             .status();
     }
-    deleted
 }
