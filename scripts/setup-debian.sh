@@ -15,6 +15,8 @@ packages=(
     busybox-static
     # tools the tests drive: ps, ip, nft, unshare, script
     procps iproute2 nftables util-linux bsdextrautils time
+    # groff checks the generated man pages
+    groff-base
     # reference runtimes and engines for conformance, swap-in tests and benches
     runc crun podman conmon uidmap fuse-overlayfs hyperfine containerd docker.io
     # image interop and the local registry the pull/push tests start on 127.0.0.1

@@ -2,6 +2,8 @@
 //! arguments → `commands::<name>::run` → library calls; one exit point.
 
 mod commands;
+mod config;
+mod logging;
 
 use std::process::ExitCode;
 
@@ -23,8 +25,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = commands::Ctx::new(cli.global);
-    match commands::run(cli.command, &ctx) {
+    let ctx = commands::Ctx::new(cli.global, &cli.command);
+    match ctx.and_then(|ctx| commands::run(cli.command, &ctx)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("berth: {e:#}");

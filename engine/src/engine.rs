@@ -33,6 +33,9 @@ pub struct Engine {
     /// The `berth` binary: its directory is searched for the runtime and the
     /// monitor, and it is the monitor's exit command for `--rm`.
     pub(crate) self_exe: PathBuf,
+    /// The runtime for containers whose options name none (`None`:
+    /// berth-runtime).
+    pub(crate) default_runtime: Option<String>,
 }
 
 fn storage(e: StorageError) -> EngineError {
@@ -49,7 +52,14 @@ impl Engine {
             root: root.to_path_buf(),
             runroot: runroot.to_path_buf(),
             self_exe: self_exe.to_path_buf(),
+            default_runtime: None,
         })
+    }
+
+    /// The runtime (a name or a path) for new containers that name none;
+    /// a container keeps the one it was created with.
+    pub fn set_default_runtime(&mut self, runtime: Option<String>) {
+        self.default_runtime = runtime;
     }
 
     pub fn store(&self) -> &Store {
@@ -111,7 +121,8 @@ impl Engine {
                 m.source = self.volume_ensure(v)?.mountpoint;
             }
         }
-        let runtime = host::find_runtime(opts.runtime.as_deref(), &self.self_exe)?;
+        let wanted = opts.runtime.as_deref().or(self.default_runtime.as_deref());
+        let runtime = host::find_runtime(wanted, &self.self_exe)?;
         host::find_monitor(&self.self_exe)?;
         let id = host::random_id()?;
         let rt_name = runtime
@@ -149,7 +160,7 @@ impl Engine {
         let snap = match self.store.create_snapshot(&img.id, &rec.id, true) {
             Ok(s) => s,
             Err(e) => {
-                let _ = self.db.delete(&rec.id);
+                undo("delete the record", &rec.id, self.db.delete(&rec.id));
                 return Err(storage(e));
             }
         };
@@ -159,10 +170,20 @@ impl Engine {
             .write_bundle(&rec, &config)
             .and_then(|()| self.db.update(&rec));
         if let Err(e) = done {
-            let _ = self.store.remove_snapshot(&rec.id);
-            let _ = self.db.delete(&rec.id);
+            undo(
+                "remove the snapshot",
+                &rec.id,
+                self.store.remove_snapshot(&rec.id),
+            );
+            undo("delete the record", &rec.id, self.db.delete(&rec.id));
             return Err(e);
         }
+        log::info!(
+            "created container {} ({}) with runtime {}",
+            rec.id,
+            rec.name,
+            rec.runtime.display()
+        );
         Ok(rec)
     }
 
@@ -308,6 +329,7 @@ impl Engine {
             attach_wait,
             restart: rec.options.restart,
         };
+        log::debug!("start {} under {}", rec.id, monitor.display());
         let mut cmd = Command::new(&monitor);
         cmd.args(margs.to_argv())
             .stdin(Stdio::null())
@@ -323,6 +345,7 @@ impl Engine {
         if let Some(pid) = v["pid"].as_i64() {
             rec.started_at = Some(rfc3339_nanos(SystemTime::now()));
             self.db.update(rec)?;
+            log::info!("started container {} (pid {pid})", rec.id);
             return Ok(pid as i32);
         }
         let message = v["error"].as_str().map(String::from).unwrap_or_else(|| {
@@ -391,6 +414,14 @@ pub(crate) fn rec_is_up(s: crate::state::Status) -> bool {
 
 /// A shared hold on a container's attach lock (see [`Engine::attach_lock`]).
 pub type AttachHold = nix::fcntl::Flock<fs::File>;
+
+/// A rollback step of a failed create: when it fails too, something is
+/// left behind (`berth rm` or `system check` finds it), so say so.
+fn undo<T, E: std::fmt::Display>(what: &str, id: &str, r: std::result::Result<T, E>) {
+    if let Err(e) = r {
+        log::warn!("{what} of the half-made container {id}: {e}");
+    }
+}
 
 /// The gist of a runtime's error output: its last line, and of a logrus
 /// line (`time=… level=error msg="…"`) only the message.

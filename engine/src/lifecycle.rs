@@ -38,6 +38,12 @@ impl Engine {
         op: &'static str,
         args: &[&str],
     ) -> Result<Vec<u8>> {
+        log::debug!(
+            "{} --root {} {}",
+            rec.runtime.display(),
+            rec.runtime_root.display(),
+            args.join(" ")
+        );
         let out = self
             .runtime(rec)
             .args(args)
@@ -50,6 +56,7 @@ impl Engine {
         if out.status.success() {
             return Ok(out.stdout);
         }
+        log::debug!("runtime {op} of {} failed: {}", rec.id, out.status);
         Err(EngineError::Runtime {
             op,
             id: rec.id.clone(),
@@ -393,7 +400,7 @@ impl Engine {
 
     /// The first line of the default runtime's `--version`.
     pub fn runtime_version(&self) -> Option<String> {
-        let rt = crate::host::find_runtime(None, &self.self_exe).ok()?;
+        let rt = crate::host::find_runtime(self.default_runtime.as_deref(), &self.self_exe).ok()?;
         let out = std::process::Command::new(rt)
             .arg("--version")
             .stdin(Stdio::null())
@@ -411,7 +418,8 @@ impl Engine {
         for (_, st) in self.list()? {
             *counts.entry(st.status.as_str()).or_insert(0u32) += 1;
         }
-        let runtime = crate::host::find_runtime(None, &self.self_exe).ok();
+        let runtime =
+            crate::host::find_runtime(self.default_runtime.as_deref(), &self.self_exe).ok();
         Ok(serde_json::json!({
             "Root": self.root,
             "RunRoot": self.runroot,

@@ -8,6 +8,7 @@ mod attach;
 mod exec;
 mod export;
 mod format;
+mod generate;
 mod image;
 mod images;
 mod import;
@@ -63,37 +64,81 @@ pub struct GlobalArgs {
     /// Runtime state root (default /run/berth; rootless $XDG_RUNTIME_DIR/berth)
     #[arg(long, global = true, env = "BERTH_RUNROOT", value_name = "DIR")]
     pub runroot: Option<PathBuf>,
+    /// Default OCI runtime for new containers: a name next to berth or on
+    /// PATH, or a path (default berth-runtime). Given before the subcommand;
+    /// `run/create --runtime` wins, and a container keeps the runtime it was
+    /// created with.
+    // Not `global`: `run` and `create` have their own `--runtime`.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub runtime: Option<String>,
+    /// Diagnostics on stderr: error, warn (default), info or debug
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
 }
 
 /// What every command gets: resolved global options.
 pub struct Ctx {
     pub root: PathBuf,
     pub runroot: PathBuf,
+    /// The default runtime for new containers (`None`: berth-runtime).
+    pub runtime: Option<String>,
+    /// berth.toml's `[run]`: defaults for `run`/`create` options left unset.
+    pub run_defaults: crate::config::RunDefaults,
 }
 
 impl Ctx {
-    pub fn new(g: GlobalArgs) -> Ctx {
+    /// Resolve the global options: flags (and their environment variables)
+    /// over berth.toml (when `cmd` reads it) over the built-in defaults;
+    /// start logging.
+    pub fn new(g: GlobalArgs, cmd: &Command) -> anyhow::Result<Ctx> {
+        let cfg = if cmd.reads_config() {
+            crate::config::load()?
+        } else {
+            crate::config::Config::default()
+        };
+        let sources = cfg.sources.clone();
+        let flags = crate::config::Flags {
+            root: g.root,
+            runroot: g.runroot,
+            runtime: g.runtime,
+            log_level: g.log_level,
+        };
+        let s = crate::config::Settings::resolve(flags, cfg, Ctx::builtin())?;
+        crate::logging::init(s.log_level);
+        for f in &sources {
+            log::debug!("read config file {}", f.display());
+        }
+        log::debug!(
+            "root {}, runroot {}, default runtime {}",
+            s.root.display(),
+            s.runroot.display(),
+            s.runtime.as_deref().unwrap_or("berth-runtime")
+        );
+        Ok(Ctx {
+            root: s.root,
+            runroot: s.runroot,
+            runtime: s.runtime,
+            run_defaults: s.run,
+        })
+    }
+
+    /// Where things go when neither a flag nor berth.toml says.
+    fn builtin() -> crate::config::Defaults {
         let rootless = !nix_is_root();
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/tmp"));
-        let root = g
-            .root
-            .unwrap_or_else(|| match (rootless, std::env::var_os("XDG_DATA_HOME")) {
-                (false, _) => PathBuf::from("/var/lib/berth"),
-                (true, Some(x)) => PathBuf::from(x).join("berth"),
-                (true, None) => home.join(".local/share/berth"),
-            });
-        let runroot =
-            g.runroot
-                .unwrap_or_else(|| match (rootless, std::env::var_os("XDG_RUNTIME_DIR")) {
-                    (false, _) => PathBuf::from("/run/berth"),
-                    (true, Some(x)) => PathBuf::from(x).join("berth"),
-                    (true, None) => {
-                        std::env::temp_dir().join(format!("berth-run-{}", std::process::id()))
-                    }
-                });
-        Ctx { root, runroot }
+        let root = match (rootless, std::env::var_os("XDG_DATA_HOME")) {
+            (false, _) => PathBuf::from("/var/lib/berth"),
+            (true, Some(x)) => PathBuf::from(x).join("berth"),
+            (true, None) => home.join(".local/share/berth"),
+        };
+        let runroot = match (rootless, std::env::var_os("XDG_RUNTIME_DIR")) {
+            (false, _) => PathBuf::from("/run/berth"),
+            (true, Some(x)) => PathBuf::from(x).join("berth"),
+            (true, None) => std::env::temp_dir().join(format!("berth-run-{}", std::process::id())),
+        };
+        crate::config::Defaults { root, runroot }
     }
 
     /// Open the image store.
@@ -105,8 +150,10 @@ impl Ctx {
     /// Open the container engine (over the same store).
     pub fn engine(&self) -> anyhow::Result<berth_engine::Engine> {
         let exe = std::env::current_exe().context("find the berth binary")?;
-        berth_engine::Engine::open(&self.root, &self.runroot, &exe)
-            .with_context(|| format!("open container engine at {}", self.root.display()))
+        let mut e = berth_engine::Engine::open(&self.root, &self.runroot, &exe)
+            .with_context(|| format!("open container engine at {}", self.root.display()))?;
+        e.set_default_runtime(self.runtime.clone());
+        Ok(e)
     }
 }
 
@@ -198,9 +245,27 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Wait for containers to exit and print their exit codes
     Wait(wait::Args),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completion(generate::CompletionArgs),
+    /// Write man pages for berth and every subcommand into DIR
+    #[command(hide = true)]
+    GenerateMan(generate::ManArgs),
     /// Remove an --rm container after it exits (run by its monitor)
     #[command(hide = true)]
     ContainerCleanup(wait::CleanupArgs),
+}
+
+impl Command {
+    /// Whether berth.toml applies. Not to a monitor's cleanup (its argv
+    /// says everything, and the file may have changed or gone since the
+    /// container started), nor to completions and man pages (the same on
+    /// every host).
+    fn reads_config(&self) -> bool {
+        !matches!(
+            self,
+            Command::ContainerCleanup(_) | Command::Completion(_) | Command::GenerateMan(_)
+        )
+    }
 }
 
 pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -217,8 +282,14 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Save(a) => save::run(a, ctx),
         Command::Load(a) => load::run(a, ctx),
         Command::System(a) => system::run(a, ctx),
-        Command::Run(a) => run::run(*a, ctx),
-        Command::Create(a) => run::create(*a, ctx),
+        Command::Run(mut a) => {
+            run_defaults(&mut a.create, ctx);
+            run::run(*a, ctx)
+        }
+        Command::Create(mut a) => {
+            run_defaults(&mut a, ctx);
+            run::create(*a, ctx)
+        }
         Command::Start(a) => start::run(a, ctx),
         Command::Attach(a) => attach::run(a, ctx),
         Command::Ps(a) => ps::run(a, ctx),
@@ -242,6 +313,16 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Rm(a) => rm::run(a, ctx),
         Command::Inspect(a) => inspect::run(a, ctx),
         Command::Wait(a) => wait::run(a, ctx),
+        Command::Completion(a) => generate::completion(a, ctx),
+        Command::GenerateMan(a) => generate::man(a, ctx),
         Command::ContainerCleanup(a) => wait::cleanup(a, ctx),
     }
+}
+
+/// berth.toml's `[run]` for what the command line left unset.
+fn run_defaults(a: &mut run::CreateArgs, ctx: &Ctx) {
+    let d = &ctx.run_defaults;
+    a.network = a.network.take().or_else(|| d.network.clone());
+    a.stop_timeout = a.stop_timeout.or(d.stop_timeout);
+    a.stop_signal = a.stop_signal.take().or_else(|| d.stop_signal.clone());
 }

@@ -107,11 +107,12 @@ pub struct CreateArgs {
     /// Container host name (default: the id's first 12 digits)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Network: none (default for now) or host
-    #[arg(long, default_value = "none", value_name = "none|host|bridge|NAME")]
-    pub network: String,
+    /// Network: none (default for now), host, bridge or a network's name
+    #[arg(long, value_name = "none|host|bridge|NAME")]
+    pub network: Option<String>,
     /// OCI runtime: a name looked up next to berth and on PATH, or a path
-    /// (default berth-runtime; runc and crun work too)
+    /// (default: the global --runtime, berth.toml's, else berth-runtime;
+    /// runc and crun work too)
     #[arg(long, value_name = "NAME|PATH")]
     pub runtime: Option<String>,
     /// Image to run
@@ -191,7 +192,7 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
     if a.rm && o.restart != berth_engine::RestartPolicy::No {
         anyhow::bail!("conflicting options: --restart and --rm");
     }
-    o.set_network(&a.network)?;
+    o.set_network(a.network.as_deref().unwrap_or("none"))?;
     o.tmpfs(&a.tmpfs)?;
     o.ulimits(&a.ulimit)?;
     if let Some(c) = &a.cpus {

@@ -108,6 +108,8 @@ impl Env {
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // No berth.toml from this host (tests/config.rs sets its own).
+        c.env("BERTH_CONFIG", "/dev/null");
         c
     }
 
