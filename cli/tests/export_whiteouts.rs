@@ -8,7 +8,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use berth_storage::Digest;
 use serde_json::json;
 
 /// berth-runtime's path, or a named skip.
@@ -149,58 +148,12 @@ fn two_layer_archive(dir: &Path, out: &Path) {
     entry(&mut b, "opq/c", tar::EntryType::Regular, b"c\n");
     entry(&mut b, "new.txt", tar::EntryType::Regular, b"new\n");
     let upper = b.into_inner().unwrap();
-    write_oci_archive(out, &[lower, upper], "whiteouts:test");
-}
-
-/// An oci-archive with one image of uncompressed `layers`, tagged `name`.
-fn write_oci_archive(out: &Path, layers: &[Vec<u8>], name: &str) {
-    let mut blobs: Vec<(Digest, Vec<u8>)> = Vec::new();
-    let mut descs = Vec::new();
-    let mut diff_ids = Vec::new();
-    for l in layers {
-        let d = Digest::of(l);
-        descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d.as_str(), "size": l.len()}));
-        diff_ids.push(d.as_str().to_string());
-        blobs.push((d, l.clone()));
-    }
-    let config = serde_json::to_vec(&json!({
-        "architecture": berth_storage::host_arch(), "os": "linux",
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    }))
-    .unwrap();
-    let cd = Digest::of(&config);
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.as_str(), "size": config.len()},
-        "layers": descs,
-    }))
-    .unwrap();
-    let md = Digest::of(&manifest);
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md.as_str(),
-            "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": name}}],
-    }))
-    .unwrap();
-    blobs.push((cd, config));
-    blobs.push((md, manifest));
-    let mut b = tar::Builder::new(fs::File::create(out).unwrap());
-    let mut file = |path: &str, data: &[u8]| entry_file(&mut b, path, data);
-    file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    file("index.json", &index);
-    for (d, data) in &blobs {
-        file(&format!("blobs/sha256/{}", d.hex()), data);
-    }
-    b.into_inner().unwrap();
-}
-
-fn entry_file(b: &mut tar::Builder<fs::File>, path: &str, data: &[u8]) {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(data.len() as u64);
-    b.append_data(&mut h, path, data).unwrap();
+    berth_testkit::oci::write_archive(
+        out,
+        &[lower, upper],
+        "whiteouts:test",
+        json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]}),
+    );
 }
 
 /// The normalized paths of a tar's entries (no leading `./`, no trailing `/`).

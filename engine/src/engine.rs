@@ -19,7 +19,7 @@ use crate::layout::{
     RESTARTING_FILE, RESTARTS_FILE, STOPPED_FILE,
 };
 use crate::monitor::time::rfc3339_nanos;
-use crate::options::RunOptions;
+use crate::options::{BindMount, RunOptions};
 use crate::spec;
 use crate::state::{probe, State};
 
@@ -116,11 +116,54 @@ impl Engine {
             // A network that does not exist fails here, before anything is made.
             crate::network::get(&self.root, n)?;
         }
-        for m in opts.mounts.iter_mut() {
-            if let Some(v) = &m.volume {
-                m.source = self.volume_ensure(v)?.mountpoint;
+        // The image's labels, under the container's own (docker's merge).
+        if let Some(labels) = spec::image_field(&config, "Labels").as_object() {
+            for (k, v) in labels {
+                if let Some(v) = v.as_str() {
+                    opts.labels
+                        .entry(k.clone())
+                        .or_insert_with(|| v.to_string());
+                }
             }
         }
+        // The image's VOLUMEs no mount covers get anonymous volumes.
+        if let Some(vols) = spec::image_field(&config, "Volumes").as_object() {
+            for dst in vols.keys() {
+                let covered = opts.mounts.iter().any(|m| m.destination == *dst)
+                    || opts.tmpfs.iter().any(|(d, _)| d == dst);
+                if !covered {
+                    opts.mounts.push(BindMount::anonymous(dst, false)?);
+                }
+            }
+        }
+        for i in 0..opts.mounts.len() {
+            let Some(v) = opts.mounts[i].volume.clone() else {
+                continue;
+            };
+            match self.volume_ensure(&v) {
+                Ok(vol) => opts.mounts[i].source = vol.mountpoint,
+                Err(e) => {
+                    self.remove_anonymous_volumes(&opts.mounts[..i]);
+                    return Err(e);
+                }
+            }
+        }
+        let made = opts.mounts.clone();
+        let rec = self.create_with_volumes(image, &img, &config, args, opts);
+        if rec.is_err() {
+            self.remove_anonymous_volumes(&made);
+        }
+        rec
+    }
+
+    fn create_with_volumes(
+        &self,
+        image: &str,
+        img: &berth_storage::ImageRecord,
+        config: &serde_json::Value,
+        args: Vec<String>,
+        opts: RunOptions,
+    ) -> Result<ContainerRecord> {
         let wanted = opts.runtime.as_deref().or(self.default_runtime.as_deref());
         let runtime = host::find_runtime(wanted, &self.self_exe)?;
         host::find_monitor(&self.self_exe)?;
@@ -166,8 +209,8 @@ impl Engine {
         };
         let mut rec = rec;
         rec.rootfs = snap.rootfs;
-        let done = self
-            .write_bundle(&rec, &config)
+        let done = crate::volumes::copy_up_all(&rec.rootfs, &rec.options.mounts)
+            .and_then(|()| self.write_bundle(&rec, config))
             .and_then(|()| self.db.update(&rec));
         if let Err(e) = done {
             undo(

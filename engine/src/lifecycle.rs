@@ -242,6 +242,14 @@ impl Engine {
         fs::write(&marker, b"").map_err(io("write", &marker))
     }
 
+    /// `rm -v`: remove a container and then its anonymous volumes.
+    pub fn remove_with_volumes(&self, key: &str, force: bool) -> Result<()> {
+        let rec = self.find(key)?;
+        self.remove(&rec.id, force)?;
+        self.remove_anonymous_volumes(&rec.options.mounts);
+        Ok(())
+    }
+
     /// Remove a container (`force` kills a running one first).
     pub fn remove(&self, key: &str, force: bool) -> Result<()> {
         let rec = self.find(key)?;
@@ -269,7 +277,12 @@ impl Engine {
     /// monitor (it is our caller). A container already gone is fine.
     pub fn cleanup(&self, id: &str) -> Result<()> {
         match self.find(id) {
-            Ok(rec) if rec.options.auto_remove => self.remove_files(&rec),
+            Ok(rec) if rec.options.auto_remove => {
+                self.remove_files(&rec)?;
+                // docker's --rm takes the anonymous volumes along.
+                self.remove_anonymous_volumes(&rec.options.mounts);
+                Ok(())
+            }
             Ok(_) | Err(EngineError::NoSuchContainer(_)) => Ok(()),
             Err(e) => Err(e),
         }

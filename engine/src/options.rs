@@ -98,12 +98,33 @@ pub struct BindMount {
     pub readonly: bool,
     #[serde(default)]
     pub volume: Option<String>,
+    /// A volume made for this container alone (`-v /dst`, `--mount
+    /// type=volume` without a source, the image's VOLUME): removed with it
+    /// by `rm -v` and by `--rm`.
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 impl BindMount {
-    /// Parse docker's `-v SRC:DST[:ro|rw]` (bind mounts only; SRC absolute).
+    /// An anonymous volume at `dst`.
+    pub fn anonymous(dst: &str, readonly: bool) -> Result<BindMount> {
+        check_destination("-v", dst, dst)?;
+        Ok(BindMount {
+            source: PathBuf::new(),
+            destination: dst.to_string(),
+            readonly,
+            volume: Some(crate::host::random_id()?),
+            anonymous: true,
+        })
+    }
+
+    /// Parse docker's `-v SRC:DST[:ro|rw]` (SRC an absolute path or a
+    /// volume name) or `-v DST` (an anonymous volume).
     pub fn parse(spec: &str) -> Result<BindMount> {
         let parts: Vec<&str> = spec.split(':').collect();
+        if let [dst] = parts.as_slice() {
+            return BindMount::anonymous(dst, false);
+        }
         let (src, dst, mode) = match parts.as_slice() {
             [s, d] => (*s, *d, ""),
             [s, d, m] => (*s, *d, *m),
@@ -119,12 +140,7 @@ impl BindMount {
                 format!("{spec:?}: SRC must be an absolute path or a volume name"),
             ));
         };
-        if !dst.starts_with('/') || dst.split('/').any(|c| c == "..") {
-            return Err(invalid(
-                "-v",
-                format!("{spec:?}: DST must be an absolute path without .."),
-            ));
-        }
+        check_destination("-v", spec, dst)?;
         let readonly = match mode {
             "" | "rw" => false,
             "ro" => true,
@@ -139,8 +155,19 @@ impl BindMount {
             destination: dst.to_string(),
             readonly,
             volume,
+            anonymous: false,
         })
     }
+}
+
+fn check_destination(option: &str, spec: &str, dst: &str) -> Result<()> {
+    if !dst.starts_with('/') || dst == "/" || dst.split('/').any(|c| c == "..") {
+        return Err(invalid(
+            option,
+            format!("{spec:?}: the destination must be an absolute path below / without .."),
+        ));
+    }
+    Ok(())
 }
 
 /// Options for a new container. Empty/None means "the image's, or docker's
@@ -211,6 +238,72 @@ impl RunOptions {
             Err(_) => {
                 self.network = NetworkMode::Bridge;
                 self.network_name = Some(v.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// docker's `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    /// [,tmpfs-size=N][,tmpfs-mode=OCTAL]` (`src`, `dst`/`destination`,
+    /// `ro` as aliases).
+    pub fn mount(&mut self, spec: &str) -> Result<()> {
+        let bad = |why: String| invalid("--mount", format!("{spec:?}: {why}"));
+        let (mut typ, mut src, mut dst, mut ro) = ("volume", None, None, false);
+        let mut tmpfs_opts: Vec<String> = Vec::new();
+        for field in spec.split(',') {
+            let (k, v) = match field.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (field, None),
+            };
+            match (k, v) {
+                ("type", Some(t)) => typ = t,
+                ("source" | "src", Some(v)) => src = Some(v),
+                ("target" | "destination" | "dst", Some(v)) => dst = Some(v),
+                ("readonly" | "ro", None | Some("true" | "1")) => ro = true,
+                ("readonly" | "ro", Some("false" | "0")) => ro = false,
+                ("tmpfs-size", Some(v)) => {
+                    let n = parse_size(v).map_err(|_| bad(format!("bad tmpfs-size {v:?}")))?;
+                    tmpfs_opts.push(format!("size={n}"));
+                }
+                ("tmpfs-mode", Some(v)) if u32::from_str_radix(v, 8).is_ok() => {
+                    tmpfs_opts.push(format!("mode={v}"))
+                }
+                ("bind-propagation", Some("rprivate" | "private")) => {}
+                _ => return Err(bad(format!("unknown or malformed field {field:?}"))),
+            }
+        }
+        let dst = dst.ok_or_else(|| bad("target is required".into()))?;
+        check_destination("--mount", spec, dst)?;
+        match typ {
+            "bind" => {
+                let src = src.ok_or_else(|| bad("a bind mount needs a source".into()))?;
+                if !src.starts_with('/') {
+                    return Err(bad("a bind source must be an absolute path".into()));
+                }
+                let m = format!("{src}:{dst}{}", if ro { ":ro" } else { "" });
+                self.mounts.push(BindMount::parse(&m)?);
+            }
+            "volume" => match src {
+                None | Some("") => self.mounts.push(BindMount::anonymous(dst, ro)?),
+                Some(v) if crate::host::valid_name(v) => {
+                    let m = format!("{v}:{dst}{}", if ro { ":ro" } else { "" });
+                    self.mounts.push(BindMount::parse(&m)?);
+                }
+                Some(v) => return Err(bad(format!("{v:?} is not a volume name"))),
+            },
+            "tmpfs" => {
+                if src.is_some() {
+                    return Err(bad("a tmpfs has no source".into()));
+                }
+                if ro {
+                    tmpfs_opts.push("ro".into());
+                }
+                self.tmpfs(&[format!("{dst}:{}", tmpfs_opts.join(","))])?;
+            }
+            t => {
+                return Err(bad(format!(
+                    "unknown type {t:?}: use bind, volume or tmpfs"
+                )))
             }
         }
         Ok(())
@@ -401,11 +494,16 @@ mod tests {
         assert!(!BindMount::parse("/a:/b").unwrap().readonly);
         let v = BindMount::parse("vol:/b").unwrap();
         assert_eq!(v.volume.as_deref(), Some("vol"), "a name is a named volume");
+        assert!(!v.anonymous);
+        let a = BindMount::parse("/a").unwrap();
+        assert!(a.anonymous, "DST alone is an anonymous volume");
+        assert_eq!(a.volume.as_ref().map(String::len), Some(64));
         for bad in [
             "bad/vol:/b",
             ".vol:/b",
             "/a:b",
-            "/a",
+            "a",
+            "/",
             "/a:/b:xx",
             "/a:/../b",
         ] {

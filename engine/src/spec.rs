@@ -62,7 +62,7 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 /// The image's `config` object (OCI image config).
-fn image_field<'a>(image: &'a Value, key: &str) -> &'a Value {
+pub(crate) fn image_field<'a>(image: &'a Value, key: &str) -> &'a Value {
     &image["config"][key]
 }
 

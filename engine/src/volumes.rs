@@ -2,7 +2,8 @@
 //! (name, creation time, labels) beside it, written by rename after the
 //! data dir exists — so a volume is listed only once it is whole. `-v
 //! NAME:/dst` creates a missing one, as docker does. A volume a container
-//! record refers to cannot be removed.
+//! record refers to cannot be removed. An empty volume mounted where the
+//! image has content gets a copy of it at create (docker's copy-up).
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,68 @@ fn read(root: &Path, name: &str) -> Result<Volume> {
     })?;
     v.mountpoint = dir(root, name).join("_data");
     Ok(v)
+}
+
+/// docker's copy-up for every volume among `mounts` that is still empty:
+/// the image's content at the mount's destination (owners, modes,
+/// symlinks as links) goes into it. The root is the container's fresh
+/// snapshot, which nothing runs in yet; a destination whose path in the
+/// image passes through a symlink is not copied (never followed).
+pub(crate) fn copy_up_all(rootfs: &Path, mounts: &[crate::options::BindMount]) -> Result<()> {
+    for m in mounts.iter().filter(|m| m.volume.is_some()) {
+        let empty = std::fs::read_dir(&m.source)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !empty {
+            continue;
+        }
+        let mut src = rootfs.to_path_buf();
+        let mut plain_dir = true;
+        for c in m.destination.split('/').filter(|c| !c.is_empty()) {
+            src.push(c);
+            match std::fs::symlink_metadata(&src) {
+                Ok(md) if md.is_dir() => {}
+                _ => {
+                    plain_dir = false;
+                    break;
+                }
+            }
+        }
+        if plain_dir {
+            copy_tree(&src, &m.source).map_err(io("copy image content into", &m.source))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copy `src`'s entries into the existing directory `dst`, then give `dst`
+/// `src`'s owner and mode.
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let (from, to) = (e.path(), dst.join(e.file_name()));
+        let md = std::fs::symlink_metadata(&from)?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            copy_tree(&from, &to)?;
+            continue;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if ft.is_file() {
+            std::fs::copy(&from, &to)?;
+        } else {
+            continue; // devices, fifos, sockets: not volume content
+        }
+        lchown(&to, Some(md.uid()), Some(md.gid()))?;
+        if !ft.is_symlink() {
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        }
+    }
+    let md = std::fs::symlink_metadata(src)?;
+    lchown(dst, Some(md.uid()), Some(md.gid()))?;
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))
 }
 
 fn users(recs: &[ContainerRecord], name: &str) -> Vec<String> {
@@ -151,6 +214,16 @@ impl Engine {
         let meta = d.join("volume.json");
         std::fs::remove_file(&meta).map_err(io("remove", &meta))?;
         std::fs::remove_dir_all(&d).map_err(io("remove", &d))
+    }
+
+    /// Remove the anonymous volumes among `mounts` (a failed create, `rm
+    /// -v`, `--rm`); one another container mounts too stays.
+    pub(crate) fn remove_anonymous_volumes(&self, mounts: &[crate::options::BindMount]) {
+        for m in mounts.iter().filter(|m| m.anonymous) {
+            if let Some(v) = &m.volume {
+                let _ = self.volume_remove(v);
+            }
+        }
     }
 
     /// Remove every volume no container uses; their names.

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{json, Value};
 
+pub mod oci;
 pub mod registry;
 
 /// Where Debian's busybox-static installs its binary.

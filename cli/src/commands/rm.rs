@@ -1,4 +1,4 @@
-//! `berth rm [-f] CONTAINER...`
+//! `berth rm [-f] [-v] CONTAINER...`
 
 use std::process::ExitCode;
 
@@ -11,6 +11,9 @@ pub struct Args {
     /// Kill a running container first
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the container's anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -18,9 +21,12 @@ pub struct Args {
 pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let engine = ctx.engine()?;
     for c in &a.containers {
-        engine
-            .remove(c, a.force)
-            .with_context(|| format!("remove container {c}"))?;
+        let removed = if a.volumes {
+            engine.remove_with_volumes(c, a.force)
+        } else {
+            engine.remove(c, a.force)
+        };
+        removed.with_context(|| format!("remove container {c}"))?;
         println!("{c}");
     }
     Ok(ExitCode::SUCCESS)

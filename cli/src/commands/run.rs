@@ -56,9 +56,12 @@ pub struct CreateArgs {
     /// Override the image's entrypoint ("" clears it)
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// Bind mount SRC:DST[:ro] (SRC an absolute host path, or a volume name: created if missing)
+    /// Bind mount SRC:DST[:ro] (SRC an absolute host path, or a volume name: created if missing), or DST alone: an anonymous volume
     #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
     pub volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…]
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
@@ -194,6 +197,9 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
     }
     o.set_network(a.network.as_deref().unwrap_or("none"))?;
     o.tmpfs(&a.tmpfs)?;
+    for m in &a.mount {
+        o.mount(m)?;
+    }
     o.ulimits(&a.ulimit)?;
     if let Some(c) = &a.cpus {
         o.cpus(c)?;
@@ -227,7 +233,7 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if detach {
         if let Err(e) = engine.start(&rec.id) {
             if a.rm {
-                let _ = engine.remove(&rec.id, true);
+                let _ = engine.remove_with_volumes(&rec.id, true);
             }
             return Err(e.into());
         }
@@ -240,7 +246,7 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         start_attached(&engine, &rec.id, stream.sig_proxy)
     };
     if started.is_err() && a.rm {
-        let _ = engine.remove(&rec.id, true);
+        let _ = engine.remove_with_volumes(&rec.id, true);
     }
     started
 }
