@@ -17,6 +17,8 @@ packages=(
     procps iproute2 nftables util-linux bsdextrautils time
     # groff checks the generated man pages
     groff-base
+    # a static init for `berth run --init` (tini-static, as docker-init is)
+    tini
     # reference runtimes and engines for conformance, swap-in tests and benches
     runc crun podman conmon uidmap fuse-overlayfs hyperfine containerd docker.io
     # image interop and the local registry the pull/push tests start on 127.0.0.1

@@ -112,6 +112,10 @@ impl Engine {
             return Err(EngineError::InvalidName(n.to_string()));
         }
         spec::capabilities(&opts, &host::bounding_caps())?;
+        if opts.init {
+            let p = host::find_init(opts.init_path.as_deref(), &self.self_exe)?;
+            opts.init_path = Some(p.display().to_string());
+        }
         if let Some(n) = &opts.network_name {
             // A network that does not exist fails here, before anything is made.
             crate::network::get(&self.root, n)?;

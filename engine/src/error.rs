@@ -30,6 +30,8 @@ pub enum EngineError {
     NotPaused(String),
     #[error("cannot find the OCI runtime {name:?} (next to berth or on PATH)")]
     RuntimeNotFound { name: String },
+    #[error("--init: {reason}")]
+    Init { reason: String },
     #[error("cannot find berth-monitor (set BERTH_MONITOR, or install it next to berth)")]
     MonitorNotFound,
     #[error("no such volume: {0}")]

@@ -41,6 +41,64 @@ pub fn find_monitor(self_exe: &Path) -> Result<PathBuf> {
     find_binary("berth-monitor", self_exe).ok_or(EngineError::MonitorNotFound)
 }
 
+/// Where `--init` looks when not told: berth's own name first, then the
+/// static inits podman and docker ship.
+const INITS: &[&str] = &[
+    "berth-init",
+    "/usr/libexec/podman/catatonit",
+    "catatonit",
+    "tini-static",
+    "docker-init",
+];
+
+/// The init `--init` bind-mounts into the container: `path`, else the
+/// first of [`INITS`] found. It runs in the container's root, which need
+/// not have a libc, so it must be statically linked.
+pub fn find_init(path: Option<&str>, self_exe: &Path) -> Result<PathBuf> {
+    let found = match path {
+        Some(p) => find_binary(p, self_exe),
+        None => INITS.iter().find_map(|n| find_binary(n, self_exe)),
+    };
+    let p = found.ok_or_else(|| EngineError::Init {
+        reason: match path {
+            Some(p) => format!("init {p} not found"),
+            None => format!(
+                "no init found (looked for {}); install tini or catatonit, or give --init-path",
+                INITS.join(", ")
+            ),
+        },
+    })?;
+    let p = std::fs::canonicalize(&p).unwrap_or(p);
+    if !is_static_elf(&p) {
+        return Err(EngineError::Init {
+            reason: format!(
+                "{} is not a statically linked executable (an init runs without the image's libc)",
+                p.display()
+            ),
+        });
+    }
+    Ok(p)
+}
+
+/// An ELF executable without a program interpreter (PT_INTERP).
+pub fn is_static_elf(p: &Path) -> bool {
+    let Ok(b) = std::fs::read(p) else {
+        return false;
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false; // 64-bit ELF only
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(b[0x20..0x28].try_into().unwrap_or_default()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        b.get(o..o + 4)
+            .map(|t| u32::from_le_bytes(t.try_into().unwrap_or_default()) != 3)
+            .unwrap_or(false)
+    })
+}
+
 const CAP_NAMES: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
@@ -122,6 +180,24 @@ pub fn valid_name(n: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_elf_detection() {
+        // This test binary is dynamically linked; a text file is no ELF.
+        assert!(!is_static_elf(&std::env::current_exe().unwrap()));
+        assert!(!is_static_elf(Path::new("/etc/passwd")));
+        assert!(!is_static_elf(Path::new("/nonexistent")));
+        if Path::new("/usr/bin/tini-static").is_file() {
+            assert!(is_static_elf(Path::new("/usr/bin/tini-static")));
+        }
+        if Path::new("/bin/busybox").is_file() {
+            assert!(is_static_elf(Path::new("/bin/busybox")), "busybox-static");
+        }
+        let e = find_init(Some("/etc/passwd"), Path::new("/x")).unwrap_err();
+        assert!(e.to_string().contains("not a statically linked"), "{e}");
+        let e = find_init(Some("/nonexistent/init"), Path::new("/x")).unwrap_err();
+        assert!(e.to_string().contains("not found"), "{e}");
+    }
 
     #[test]
     fn ids_and_names() {

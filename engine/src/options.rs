@@ -195,6 +195,10 @@ pub struct RunOptions {
     pub auto_remove: bool,
     /// `--restart`.
     pub restart: RestartPolicy,
+    /// `--init`: a small init runs as PID 1 and the command under it; the
+    /// init's path (`--init-path`, resolved at create).
+    pub init: bool,
+    pub init_path: Option<String>,
     /// `-t`: the container's stdio is a pty.
     pub tty: bool,
     /// `-i`: the container's stdin stays open for attached clients.

@@ -227,7 +227,27 @@ fn mounts(i: &SpecInput<'_>) -> Vec<Value> {
     for (dst, opts) in &i.opts.tmpfs {
         m.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": opts}));
     }
+    if let (true, Some(p)) = (i.opts.init, &i.opts.init_path) {
+        m.push(
+            json!({"destination": INIT_PATH, "type": "bind", "source": p,
+            "options": ["bind", "ro", "nosuid", "nodev", "rprivate"]}),
+        );
+    }
     m
+}
+
+/// Where `--init`'s binary appears in the container (in /dev, a tmpfs the
+/// runtime makes, so even a read-only image root takes it).
+pub const INIT_PATH: &str = "/dev/init";
+
+/// The process's argv: the command, under the init with `--init`.
+fn argv(i: &SpecInput<'_>) -> Vec<String> {
+    if !i.opts.init {
+        return i.args.to_vec();
+    }
+    let mut v = vec![INIT_PATH.to_string(), "--".to_string()];
+    v.extend(i.args.iter().cloned());
+    v
 }
 
 /// docker's device cgroup rules: deny all, allow the default devices.
@@ -300,7 +320,7 @@ pub fn build(i: &SpecInput<'_>) -> Result<Value> {
         "process": {
             "terminal": o.tty,
             "user": {"uid": i.user.uid, "gid": i.user.gid, "additionalGids": i.user.additional_gids},
-            "args": i.args,
+            "args": argv(i),
             "env": env(i.image, o, i.hostname, &i.user.home),
             "cwd": workdir(i.image, o),
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},

@@ -41,6 +41,12 @@ pub struct CreateArgs {
     /// Give the container a terminal (a pty)
     #[arg(short, long)]
     pub tty: bool,
+    /// Run an init as PID 1 that forwards signals and reaps zombies
+    #[arg(long)]
+    pub init: bool,
+    /// The (static) init for --init (default: berth-init, catatonit, tini-static or docker-init)
+    #[arg(long = "init-path", value_name = "PATH")]
+    pub init_path: Option<String>,
     /// Restart policy: no, always, unless-stopped, on-failure[:MAX]
     #[arg(long, default_value = "no", value_name = "POLICY")]
     pub restart: String,
@@ -188,6 +194,8 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
         auto_remove: a.rm,
         tty: a.tty,
         interactive: a.interactive,
+        init: a.init,
+        init_path: a.init_path.clone(),
         runtime: a.runtime.clone(),
         ..RunOptions::default()
     };
