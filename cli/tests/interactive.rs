@@ -321,3 +321,68 @@ fn bad_detach_keys_and_attach_to_a_stopped_container_are_clear_errors() {
     e.ok(&["rm", "idle"]);
     e.assert_no_containers();
 }
+
+fn exec_modes(test: &str, rt: &str) {
+    let Some(rt) = runtime(test, rt) else { return };
+    let e = Env::new("it-exec", rt);
+    // A -t container: its execs get a pty only when they ask for one.
+    e.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "x",
+        "--runtime",
+        &e.runtime,
+        "busybox:test",
+        "sleep",
+        "1000",
+    ]);
+    let (mut t, slave) = Term::new(40, 120);
+    let c = Term::spawn(&e, &slave, &["exec", "-it", "x", "sh"]);
+    t.type_in("echo x=$((3*3)) tty=$(tty) size=$(stty size)\r");
+    t.expect("x=9");
+    assert!(t.seen.contains("tty=/dev/pts/"), "{:?}", t.seen);
+    assert!(t.seen.contains("size=40 120"), "{:?}", t.seen);
+    t.type_in("exit 4\r");
+    assert_eq!(exit_of(c), 4);
+
+    let mut c = e.cmd(&["exec", "-i", "x", "sh", "-c", "cat; tty || true"]);
+    let mut child = c.stdin(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "abc\nnot a tty\n");
+
+    // Without -i, stdin is not passed on.
+    let mut c = e.cmd(&["exec", "x", "cat"]);
+    let mut child = c.stdin(Stdio::piped()).spawn().unwrap();
+    let mut w = child.stdin.take().unwrap();
+    w.write_all(b"ignored\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    drop(w);
+    assert_eq!((code(&o), text(&o.stdout)), (0, String::new()));
+
+    let o = e.berth(&["exec", "-d", "x", "sh", "-c", "echo d > /tmp/detached"]);
+    assert_eq!(
+        (code(&o), text(&o.stdout)),
+        (0, String::new()),
+        "{}",
+        text(&o.stderr)
+    );
+    eventually("the detached exec ran", || {
+        e.berth(&["exec", "x", "cat", "/tmp/detached"]).stdout == b"d\n"
+    });
+    e.ok(&["rm", "-f", "x"]);
+    e.assert_no_containers();
+}
+
+#[test]
+fn exec_it_i_and_d() {
+    exec_modes("exec_it_i_and_d", "berth-runtime");
+}
+
+#[test]
+fn runc_exec_it_i_and_d() {
+    exec_modes("runc_exec_it_i_and_d", "runc");
+}

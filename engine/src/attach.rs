@@ -182,12 +182,12 @@ pub enum AttachEnd {
 }
 
 /// Our terminal in raw mode until dropped.
-struct RawMode {
+pub(crate) struct RawMode {
     saved: Option<nix::sys::termios::Termios>,
 }
 
 impl RawMode {
-    fn enter(on: bool) -> RawMode {
+    pub(crate) fn enter(on: bool) -> RawMode {
         let stdin = std::io::stdin();
         if !on || !nix::unistd::isatty(stdin.as_fd()).unwrap_or(false) {
             return RawMode { saved: None };

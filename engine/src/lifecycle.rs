@@ -11,17 +11,8 @@ use crate::error::{io, EngineError, Result};
 use crate::layout::PAUSED_FILE;
 use crate::state::Status;
 
-/// What `exec` runs.
-#[derive(Clone, Debug, Default)]
-pub struct ExecOptions {
-    pub cmd: Vec<String>,
-    pub env: Vec<String>,
-    pub user: Option<String>,
-    pub workdir: Option<String>,
-}
-
 impl Engine {
-    fn runtime(&self, rec: &ContainerRecord) -> Command {
+    pub(crate) fn runtime(&self, rec: &ContainerRecord) -> Command {
         let mut c = Command::new(&rec.runtime);
         c.arg("--root").arg(&rec.runtime_root);
         c
@@ -330,67 +321,6 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// Run a command in a running container with this process's stdio;
-    /// returns its exit code.
-    pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32> {
-        let rec = self.find(key)?;
-        match self.state(&rec).status {
-            Status::Running => {}
-            // The new process would freeze with the rest.
-            Status::Paused => return Err(EngineError::Paused(rec.id)),
-            _ => return Err(EngineError::NotRunning(rec.id)),
-        }
-        if o.cmd.is_empty() {
-            return Err(EngineError::NoCommand);
-        }
-        let cfg_path = rec.bundle.join("config.json");
-        let cfg: serde_json::Value = serde_json::from_slice(
-            &fs::read(&cfg_path).map_err(io("read", &cfg_path))?,
-        )
-        .map_err(|source| EngineError::BadRecord {
-            id: rec.id.clone(),
-            source,
-        })?;
-        let mut process = cfg["process"].clone();
-        process["args"] = serde_json::json!(o.cmd);
-        if let Some(u) = &o.user {
-            let user = crate::user::resolve(&rec.rootfs, u)?;
-            process["user"] = serde_json::json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
-        }
-        if let Some(w) = &o.workdir {
-            process["cwd"] = serde_json::json!(w);
-        }
-        let mut env: Vec<String> =
-            serde_json::from_value(process["env"].take()).unwrap_or_default();
-        for kv in &o.env {
-            let key = kv.split('=').next().unwrap_or("");
-            env.retain(|e| e.split('=').next() != Some(key));
-            env.push(kv.clone());
-        }
-        process["env"] = serde_json::json!(env);
-        let pfile = self
-            .run_dir(&rec.id)
-            .join(format!("exec-{}.json", &crate::host::random_id()?[..16]));
-        fs::write(&pfile, process.to_string()).map_err(io("write", &pfile))?;
-        let status = self
-            .runtime(&rec)
-            .arg("exec")
-            .arg("--process")
-            .arg(&pfile)
-            .arg(&rec.id)
-            .status()
-            .map_err(|source| EngineError::Spawn {
-                program: rec.runtime.clone(),
-                source,
-            });
-        let _ = fs::remove_file(&pfile);
-        let status = status?;
-        use std::os::unix::process::ExitStatusExt;
-        Ok(status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 }
 

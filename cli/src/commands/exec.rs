@@ -1,4 +1,4 @@
-//! `berth exec [-e K=V] [-u USER] [-w DIR] CONTAINER COMMAND [ARG...]` (no tty)
+//! `berth exec [-d] [-i] [-t] [-e K=V] [-u USER] [-w DIR] CONTAINER COMMAND [ARG...]`
 
 use std::process::ExitCode;
 
@@ -6,6 +6,15 @@ use super::Ctx;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Start the command and return at once
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Pass our stdin to the command
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command a terminal (a pty)
+    #[arg(short, long)]
+    pub tty: bool,
     /// Set an environment variable
     #[arg(short, long = "env", value_name = "K=V")]
     pub env: Vec<String>,
@@ -29,6 +38,9 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             env: super::run::expand_env(&a.env),
             user: a.user,
             workdir: a.workdir,
+            interactive: a.interactive,
+            tty: a.tty,
+            detach: a.detach,
         },
     )?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
