@@ -199,7 +199,10 @@ impl Engine {
                 .unwrap_or_else(|| id[..12].to_string()),
             bundle: userdata.clone(),
             rootfs: PathBuf::new(),
-            log_path: userdata.join("json.log"),
+            log_path: userdata.join(match opts.log.driver {
+                crate::logs::LogDriver::JsonFile => "json.log",
+                crate::logs::LogDriver::K8sFile => "ctr.log",
+            }),
             options: opts,
             id,
         };
@@ -256,13 +259,13 @@ impl Engine {
             ("hosts", spec::hosts_file(o.network, &rec.hostname)),
             ("resolv.conf", spec::resolv_conf(o.network)),
             ("config.json", cfg.to_string()),
-            ("json.log", String::new()),
         ];
         for (name, body) in files {
             let p = ud.join(name);
             fs::write(&p, body).map_err(io("write", &p))?;
         }
-        Ok(())
+        // The log exists from the start: `logs` and a foreground `run` open it.
+        fs::write(&rec.log_path, b"").map_err(io("write", &rec.log_path))
     }
 
     /// Start a created (or exited) container under a new monitor; returns
@@ -375,6 +378,7 @@ impl Engine {
             stdin: rec.options.interactive,
             attach_wait,
             restart: rec.options.restart,
+            log_config: rec.options.log,
         };
         log::debug!("start {} under {}", rec.id, monitor.display());
         let mut cmd = Command::new(&monitor);

@@ -127,6 +127,13 @@ fn view(rec: &ContainerRecord, st: &crate::state::State, restarts: u32) -> Value
         "HostConfig": {
             "AutoRemove": o.auto_remove,
             "Init": o.init,
+            "LogConfig": {
+                "Type": o.log.driver.as_str(),
+                "Config": {
+                    "max-size": o.log.max_size.map(|n| n.to_string()),
+                    "max-file": o.log.max_files.map(|n| n.to_string()),
+                },
+            },
             "RestartPolicy": restart_policy(o.restart),
             "Binds": o.mounts.iter().map(|m| format!("{}:{}{}", m.volume.clone().unwrap_or_else(|| m.source.display().to_string()), m.destination, if m.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
             "ReadonlyRootfs": o.read_only,

@@ -195,6 +195,8 @@ pub struct RunOptions {
     pub auto_remove: bool,
     /// `--restart`.
     pub restart: RestartPolicy,
+    /// `--log-driver json-file|k8s-file`, `--log-opt max-size=…,max-file=…`.
+    pub log: crate::logs::LogConfig,
     /// `--init`: a small init runs as PID 1 and the command under it; the
     /// init's path (`--init-path`, resolved at create).
     pub init: bool,
@@ -309,6 +311,34 @@ impl RunOptions {
                     "unknown type {t:?}: use bind, volume or tmpfs"
                 )))
             }
+        }
+        Ok(())
+    }
+
+    /// `--log-driver` and docker's `--log-opt max-size=SIZE`, `max-file=N`.
+    pub fn log_options(&mut self, driver: Option<&str>, opts: &[String]) -> Result<()> {
+        if let Some(d) = driver {
+            self.log.driver = d.parse().map_err(|e| invalid("--log-driver", e))?;
+        }
+        for o in opts {
+            let bad = |why: &str| invalid("--log-opt", format!("{o:?}: {why}"));
+            match o.split_once('=') {
+                Some(("max-size", v)) => {
+                    let n = parse_size(v).map_err(|_| bad("max-size is a size, e.g. 10m"))?;
+                    if n <= 0 {
+                        return Err(bad("max-size must be positive"));
+                    }
+                    self.log.max_size = Some(n as u64);
+                }
+                Some(("max-file", v)) => match v.parse::<u32>() {
+                    Ok(n) if (1..=64).contains(&n) => self.log.max_files = Some(n),
+                    _ => return Err(bad("max-file is a number from 1 to 64")),
+                },
+                _ => return Err(bad("use max-size=SIZE or max-file=N")),
+            }
+        }
+        if self.log.max_files.is_some() && self.log.max_size.is_none() {
+            return Err(invalid("--log-opt", "max-file needs max-size".into()));
         }
         Ok(())
     }

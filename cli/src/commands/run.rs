@@ -41,6 +41,12 @@ pub struct CreateArgs {
     /// Give the container a terminal (a pty)
     #[arg(short, long)]
     pub tty: bool,
+    /// Log format: json-file (docker's, the default) or k8s-file (CRI, podman's)
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Log rotation: max-size=SIZE, max-file=N
+    #[arg(long = "log-opt", value_name = "K=V")]
+    pub log_opt: Vec<String>,
     /// Run an init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]
     pub init: bool,
@@ -200,6 +206,7 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
         ..RunOptions::default()
     };
     o.restart = a.restart.parse()?;
+    o.log_options(a.log_driver.as_deref(), &a.log_opt)?;
     if a.rm && o.restart != berth_engine::RestartPolicy::No {
         anyhow::bail!("conflicting options: --restart and --rm");
     }

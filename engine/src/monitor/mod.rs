@@ -69,6 +69,8 @@ pub struct Args {
     pub attach_wait: bool,
     /// What to do when the container exits (`--restart`).
     pub restart: crate::options::RestartPolicy,
+    /// The log's format and rotation.
+    pub log_config: crate::logs::LogConfig,
 }
 
 impl Args {
@@ -91,6 +93,13 @@ impl Args {
         }
         if self.restart != crate::options::RestartPolicy::No {
             kv("--restart", self.restart.as_arg().into());
+        }
+        kv("--log-driver", self.log_config.driver.as_str().into());
+        if let Some(n) = self.log_config.max_size {
+            kv("--log-max-size", n.to_string().into());
+        }
+        if let Some(n) = self.log_config.max_files {
+            kv("--log-max-files", n.to_string().into());
         }
         for (on, flag) in [
             (self.remove, "--rm"),
@@ -141,6 +150,26 @@ impl Args {
                 "--log" => a.log = v.into(),
                 "--netd" => a.netd = Some(v.into()),
                 "--netd-state" => a.netd_state = Some(v.into()),
+                "--log-driver" => {
+                    a.log_config.driver = v
+                        .to_string_lossy()
+                        .parse()
+                        .map_err(|_| MonitorError::Args("bad --log-driver"))?
+                }
+                "--log-max-size" => {
+                    a.log_config.max_size = Some(
+                        v.to_string_lossy()
+                            .parse()
+                            .map_err(|_| MonitorError::Args("bad --log-max-size"))?,
+                    )
+                }
+                "--log-max-files" => {
+                    a.log_config.max_files = Some(
+                        v.to_string_lossy()
+                            .parse()
+                            .map_err(|_| MonitorError::Args("bad --log-max-files"))?,
+                    )
+                }
                 "--restart" => {
                     a.restart = v
                         .to_string_lossy()
@@ -178,6 +207,11 @@ mod tests {
             stdin: false,
             attach_wait: true,
             restart: crate::options::RestartPolicy::OnFailure(3),
+            log_config: crate::logs::LogConfig {
+                driver: crate::logs::LogDriver::K8sFile,
+                max_size: Some(1 << 20),
+                max_files: Some(4),
+            },
         };
         let b = Args::parse(a.to_argv().into_iter()).unwrap();
         assert_eq!(format!("{a:?}"), format!("{b:?}"));

@@ -24,6 +24,7 @@ use crate::layout::{
     ATTACH_LOCK, CONSOLE_SOCKET, EXIT_FILE, MONITOR_LOCK, NETD_REQUEST, NETWORK_FILE, PID_FILE,
     RESTARTING_FILE, RESTARTS_FILE, STOPPED_FILE,
 };
+use crate::logs::LogWriter;
 use crate::sys::{fork_single_threaded, Forked};
 
 /// Entry point of the `berth-monitor` binary; returns its exit status.
@@ -403,11 +404,8 @@ fn pump(
     err: OwnedFd,
     clients: &mut Clients,
 ) -> Result<i32, MonitorError> {
-    let mut log = File::options()
-        .create(true)
-        .append(true)
-        .open(&a.log)
-        .map_err(sys(format!("open {}", a.log.display())))?;
+    let mut log =
+        LogWriter::open(&a.log, a.log_config).map_err(sys(format!("open {}", a.log.display())))?;
     let mut streams = [
         Stream {
             fd: Some(out),
@@ -490,7 +488,7 @@ fn reap(pid: Pid) -> Option<i32> {
     }
 }
 
-fn copy_out(s: &mut Stream, log: &mut File, clients: &mut Clients) {
+fn copy_out(s: &mut Stream, log: &mut LogWriter, clients: &mut Clients) {
     let Some(fd) = &s.fd else { return };
     let mut buf = [0u8; 16384];
     match nix::unistd::read(fd, &mut buf) {
@@ -515,21 +513,15 @@ fn copy_out(s: &mut Stream, log: &mut File, clients: &mut Clients) {
     }
 }
 
-fn flush_partial(s: &mut Stream, log: &mut File) {
+fn flush_partial(s: &mut Stream, log: &mut LogWriter) {
     if !s.partial.is_empty() {
         let line = std::mem::take(&mut s.partial);
         write_line(log, s.name, &line);
     }
 }
 
-/// One json-file log line, docker's format.
-fn write_line(log: &mut File, stream: &str, data: &[u8]) {
-    let line = format!(
-        "{{\"log\":{},\"stream\":\"{stream}\",\"time\":\"{}\"}}\n",
-        json_str(data),
-        rfc3339_nanos(SystemTime::now())
-    );
-    let _ = log.write_all(line.as_bytes());
+fn write_line(log: &mut LogWriter, stream: &str, data: &[u8]) {
+    log.write(stream, data, &rfc3339_nanos(SystemTime::now()));
 }
 
 /// Record the exit, detach the network, delete the runtime container
