@@ -8,6 +8,7 @@
 //! container's live state is derived from its run dir (the monitor's lock
 //! and exit file), never stored.
 
+mod cp;
 mod db;
 mod engine;
 mod error;
@@ -26,6 +27,7 @@ mod sys;
 mod user;
 mod volumes;
 
+pub use cp::{CopyIn, CopyOptions, CopyOut};
 pub use db::ContainerRecord;
 pub use engine::{start_failure_code, Engine};
 pub use error::{EngineError, Result};
