@@ -151,7 +151,7 @@ impl Engine {
         let mut rec = rec;
         rec.rootfs = snap.rootfs;
         let done = self
-            .write_bundle(&rec, &config)
+            .write_bundle(&rec, &config, false)
             .and_then(|()| self.db.update(&rec));
         if let Err(e) = done {
             let _ = self.store.remove_snapshot(&rec.id);
@@ -161,7 +161,14 @@ impl Engine {
         Ok(rec)
     }
 
-    fn write_bundle(&self, rec: &ContainerRecord, config: &serde_json::Value) -> Result<()> {
+    /// The bundle in the userdata dir: config.json, the files bind-mounted
+    /// over /etc, the log. `only_missing` keeps files that exist (a repair).
+    pub(crate) fn write_bundle(
+        &self,
+        rec: &ContainerRecord,
+        config: &serde_json::Value,
+        only_missing: bool,
+    ) -> Result<()> {
         let ud = &rec.bundle;
         fs::create_dir_all(ud).map_err(io("create", ud))?;
         let o = &rec.options;
@@ -187,6 +194,9 @@ impl Engine {
         ];
         for (name, body) in files {
             let p = ud.join(name);
+            if only_missing && p.exists() {
+                continue;
+            }
             fs::write(&p, body).map_err(io("write", &p))?;
         }
         Ok(())

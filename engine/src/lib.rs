@@ -8,6 +8,7 @@
 //! container's live state is derived from its run dir (the monitor's lock
 //! and exit file), never stored.
 
+mod check;
 mod cp;
 mod db;
 mod engine;
