@@ -8,11 +8,12 @@
 //! inside the container is resolved there as if it were `/`, so no symlink
 //! or `..` in the container reaches a host file.
 //!
-//! Ownership, as docker's engine does it (not as its manual says, see
-//! docker/cli#6870): files copied into a container keep the uid and gid
-//! they have on the host, or with `archive` belong to the container's user;
-//! files copied out belong to whoever runs berth, or with `archive` keep the
-//! container's uid and gid. Modes and modification times are kept.
+//! Ownership: files copied into a container keep the uid and gid they have
+//! on the host, or with `archive` belong to the container's user — what
+//! docker's engine does, not what its manual says (docker/cli#6870). Files
+//! copied out belong to whoever runs berth, or with `archive` keep their
+//! uid and gid in the container — what the manual promises (docker's client
+//! ignores `-a` in that direction). Modes and modification times are kept.
 
 mod archive;
 mod extract;
