@@ -171,6 +171,12 @@ impl ContainerDb {
 
     /// Every record, newest first.
     pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        self.rows()?.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Every row's id and record, an unreadable record as its error
+    /// (for `system check`).
+    pub fn rows(&self) -> Result<Vec<(String, Result<ContainerRecord>)>> {
         let mut st = self
             .conn
             .prepare("SELECT id, record FROM containers ORDER BY created DESC, id")
@@ -180,7 +186,13 @@ impl ContainerDb {
             .map_err(self.err())?
             .collect::<std::result::Result<_, _>>()
             .map_err(self.err())?;
-        rows.iter().map(|(id, j)| parse(j, id)).collect()
+        Ok(rows
+            .into_iter()
+            .map(|(id, j)| {
+                let r = parse(&j, &id);
+                (id, r)
+            })
+            .collect())
     }
 }
 

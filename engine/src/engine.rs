@@ -217,7 +217,7 @@ impl Engine {
         let mut rec = rec;
         rec.rootfs = snap.rootfs;
         let done = crate::volumes::copy_up_all(&rec.rootfs, &rec.options.mounts)
-            .and_then(|()| self.write_bundle(&rec, config))
+            .and_then(|()| self.write_bundle(&rec, config, false))
             .and_then(|()| self.db.update(&rec));
         if let Err(e) = done {
             undo(
@@ -237,7 +237,14 @@ impl Engine {
         Ok(rec)
     }
 
-    fn write_bundle(&self, rec: &ContainerRecord, config: &serde_json::Value) -> Result<()> {
+    /// The bundle in the userdata dir: config.json, the files bind-mounted
+    /// over /etc, the log. `only_missing` keeps files that exist (a repair).
+    pub(crate) fn write_bundle(
+        &self,
+        rec: &ContainerRecord,
+        config: &serde_json::Value,
+        only_missing: bool,
+    ) -> Result<()> {
         let ud = &rec.bundle;
         fs::create_dir_all(ud).map_err(io("create", ud))?;
         let o = &rec.options;
@@ -262,9 +269,15 @@ impl Engine {
         ];
         for (name, body) in files {
             let p = ud.join(name);
+            if only_missing && p.exists() {
+                continue;
+            }
             fs::write(&p, body).map_err(io("write", &p))?;
         }
         // The log exists from the start: `logs` and a foreground `run` open it.
+        if only_missing && rec.log_path.exists() {
+            return Ok(());
+        }
         fs::write(&rec.log_path, b"").map_err(io("write", &rec.log_path))
     }
 

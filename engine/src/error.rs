@@ -87,6 +87,35 @@ pub enum EngineError {
     },
     #[error("timed out waiting for container {0}")]
     Timeout(String),
+    #[error("no such container:path: {container}:{path}")]
+    NoSuchPath { container: String, path: String },
+    #[error("container {0} is running but its root filesystem is not mounted")]
+    RootfsNotMounted(String),
+    #[error("cannot copy directory {src} onto existing file {dst}")]
+    CopyDirToFile { src: String, dst: String },
+    #[error("destination directory {0} does not exist")]
+    CopyNoSuchDir(String),
+    #[error("{0} is not a directory")]
+    CopyNotDir(String),
+    #[error("destination {0} must be a directory or a regular file")]
+    CopyBadDest(String),
+    #[error("cannot copy into {path}: {what} is read-only")]
+    CopyReadOnly { path: String, what: String },
+    #[error("cannot overwrite directory {0} with a non-directory")]
+    CopyOverwriteDir(String),
+    #[error("cannot overwrite non-directory {0} with a directory")]
+    CopyOverwriteNonDir(String),
+    #[error("archive entry {0} would land outside the destination")]
+    CopyBreakout(String),
+    #[error("{op} {path}")]
+    Copy {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("read archive")]
+    CopyArchive(#[source] std::io::Error),
 }
 
 impl EngineError {
@@ -96,6 +125,19 @@ impl EngineError {
             EngineError::Start { code, .. } => *code,
             _ => 125,
         }
+    }
+}
+
+/// A failed filesystem step of `cp` (`op` names it, `path` is where).
+pub(crate) fn cp_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(nix::errno::Errno) -> EngineError {
+    let path = path.into();
+    move |e| EngineError::Copy {
+        op,
+        path,
+        source: e.into(),
     }
 }
 

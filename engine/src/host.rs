@@ -177,6 +177,37 @@ pub fn valid_name(n: &str) -> bool {
         && n.len() <= 128
 }
 
+/// The mount points a mountinfo table lists (its fifth field, with the
+/// kernel's octal escapes of space, tab, newline and backslash undone).
+pub fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| {
+            let b = m.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let oct = b
+                    .get(i + 1..i + 4)
+                    .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+                match oct {
+                    Some(d) => {
+                        out.push(d.iter().fold(0u8, |a, c| a.wrapping_mul(8) + (c - b'0')));
+                        i += 4;
+                    }
+                    None => {
+                        out.push(b[i]);
+                        i += 1;
+                    }
+                }
+            }
+            PathBuf::from(std::ffi::OsString::from_vec(out))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +228,16 @@ mod tests {
         assert!(e.to_string().contains("not a statically linked"), "{e}");
         let e = find_init(Some("/nonexistent/init"), Path::new("/x")).unwrap_err();
         assert!(e.to_string().contains("not found"), "{e}");
+    }
+
+    #[test]
+    fn mountinfo_mount_points_are_unescaped() {
+        let info = "36 35 98:0 /mnt1 /mnt/a\\040b rw,noatime master:1 - ext3 /dev/root rw\n\
+                    37 35 0:5 / /plain rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            mount_points(info),
+            vec![PathBuf::from("/mnt/a b"), PathBuf::from("/plain")]
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! and exit file), never stored.
 
 pub mod attach;
+mod check;
+mod cp;
 mod db;
 mod engine;
 mod error;
@@ -28,6 +30,7 @@ mod sys;
 mod user;
 mod volumes;
 
+pub use cp::{CopyIn, CopyOptions, CopyOut};
 pub use db::ContainerRecord;
 pub use engine::{start_failure_code, AttachHold, Engine};
 pub use error::{EngineError, Result};

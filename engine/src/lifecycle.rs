@@ -18,7 +18,12 @@ impl Engine {
         c
     }
 
-    fn runtime_ok(&self, rec: &ContainerRecord, op: &'static str, args: &[&str]) -> Result<()> {
+    pub(crate) fn runtime_ok(
+        &self,
+        rec: &ContainerRecord,
+        op: &'static str,
+        args: &[&str],
+    ) -> Result<()> {
         self.runtime_stdout(rec, op, args).map(drop)
     }
 
@@ -110,7 +115,7 @@ impl Engine {
     }
 
     /// The runtime's own view (`state ID`), when it has one.
-    fn runtime_status(&self, rec: &ContainerRecord) -> Option<String> {
+    pub(crate) fn runtime_status(&self, rec: &ContainerRecord) -> Option<String> {
         let out = self
             .runtime_stdout(rec, "state", &["state", &rec.id])
             .ok()?;
@@ -282,7 +287,7 @@ impl Engine {
     fn remove_files(&self, rec: &ContainerRecord) -> Result<()> {
         // Normally the monitor deleted it already; this covers a dead monitor.
         let _ = self.runtime_ok(rec, "delete", &["delete", "--force", &rec.id]);
-        self.detach_network(rec);
+        self.detach_network(&rec.id);
         self.store
             .remove_snapshot(&rec.id)
             .map_err(EngineError::Storage)?;
@@ -296,8 +301,8 @@ impl Engine {
 
     /// Release a bridge attachment the monitor could not (it died): netd's
     /// teardown is keyed by the container id and works without the netns.
-    fn detach_network(&self, rec: &ContainerRecord) {
-        let req = self.run_dir(&rec.id).join(crate::layout::NETD_REQUEST);
+    pub(crate) fn detach_network(&self, id: &str) {
+        let req = self.run_dir(id).join(crate::layout::NETD_REQUEST);
         if !req.is_file() {
             return;
         }

@@ -5,6 +5,7 @@
 //! add `mod <name>;`, a variant to [`Command`] and an arm to [`run`].
 
 mod attach;
+mod cp;
 mod exec;
 mod export;
 mod format;
@@ -211,6 +212,8 @@ pub enum Command {
     Exec(exec::Args),
     /// Write a container's filesystem as a tar archive
     Export(export::Args),
+    /// Copy files between a container and the host (`-`: a tar stream)
+    Cp(cp::Args),
     /// Stop containers (SIGTERM, then SIGKILL after a timeout)
     Stop(stop::Args),
     /// Send a signal to containers
@@ -296,6 +299,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Logs(a) => logs::run(a, ctx),
         Command::Exec(a) => exec::run(a, ctx),
         Command::Export(a) => export::run(a, ctx),
+        Command::Cp(a) => cp::run(a, ctx),
         Command::Stop(a) => stop::run(a, ctx),
         Command::Kill(a) => stop::kill(a, ctx),
         Command::Restart(a) => rename::restart(a, ctx),

@@ -1,4 +1,5 @@
-//! `berth system check [--repair]`, `berth system prune`
+//! `berth system check [--repair]` (the image store, then the containers),
+//! `berth system prune`, `berth system df`
 
 use std::process::ExitCode;
 
@@ -14,10 +15,14 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCommand {
-    /// Verify every blob digest and database reference
+    /// Verify every blob digest and database reference, and the containers'
+    /// records, directories, runtime state and mounts
     Check {
         /// Fix what can be fixed (remove corrupt blobs, stale temp files,
-        /// dangling rows; re-unpack missing layers)
+        /// dangling rows; re-unpack missing layers; delete stale runtime
+        /// state, unmount leaked mounts, remove directories and leases
+        /// without a container, record dead monitors' exits, rewrite
+        /// missing bundles)
         #[arg(long, short)]
         repair: bool,
     },
@@ -28,10 +33,11 @@ pub enum SystemCommand {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let store = ctx.store()?;
     match a.command {
         SystemCommand::Check { repair } => {
-            let problems = store.check(repair)?;
+            let engine = ctx.engine()?;
+            let mut problems = engine.store().check(repair)?;
+            problems.extend(engine.check(repair)?);
             if problems.is_empty() {
                 println!("store is consistent");
                 return Ok(ExitCode::SUCCESS);
@@ -60,7 +66,7 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             })
         }
         SystemCommand::Df => {
-            let du = store.disk_usage()?;
+            let du = ctx.store()?.disk_usage()?;
             println!("IMAGES  BLOBS  BLOB BYTES  LAYERS  LAYER BYTES");
             println!(
                 "{:<6}  {:<5}  {:<10}  {:<6}  {}",
@@ -69,7 +75,7 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SystemCommand::Prune => {
-            let r = store.gc()?;
+            let r = ctx.store()?.gc()?;
             println!(
                 "removed {} blobs and {} layers, {} bytes",
                 r.blobs.len(),
