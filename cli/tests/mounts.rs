@@ -1,6 +1,7 @@
 //! `--mount`, anonymous volumes (`-v /dst`, the image's VOLUME), docker's
 //! copy-up of image content into an empty volume, `rm -v`, and image labels
-//! merged under the container's. As root, with berth-runtime.
+//! merged under the container's, the image's STOPSIGNAL. As root, with
+//! berth-runtime.
 
 mod common;
 
@@ -186,6 +187,7 @@ fn load_volume_image(e: &Env, secret_dir: &std::path::Path) {
             "Cmd": ["sh"], "Env": ["PATH=/bin"],
             "Volumes": {"/data": {}, "/escape": {}},
             "Labels": {"from.image": "yes", "shared": "image"},
+            "StopSignal": "SIGUSR1",
         }),
     );
     e.ok(&["load", "-i", archive.to_str().unwrap()]);
@@ -242,6 +244,7 @@ fn image_volumes_get_a_copy_of_the_image_content_and_never_follow_symlinks() {
         1,
         "the host directory is untouched"
     );
+    assert_eq!(v["Config"]["StopSignal"], "USR1", "the image's STOPSIGNAL");
     let labels = &v["Config"]["Labels"];
     assert_eq!(labels["from.image"], "yes");
     assert_eq!(labels["shared"], "container", "the container's label wins");

@@ -120,6 +120,12 @@ impl Engine {
             // A network that does not exist fails here, before anything is made.
             crate::network::get(&self.root, n)?;
         }
+        // The image's STOPSIGNAL unless --stop-signal says otherwise.
+        if opts.stop_signal.is_none() {
+            if let Some(sig) = spec::image_field(&config, "StopSignal").as_str() {
+                opts.stop_signal(sig)?;
+            }
+        }
         // The image's labels, under the container's own (docker's merge).
         if let Some(labels) = spec::image_field(&config, "Labels").as_object() {
             for (k, v) in labels {
