@@ -305,3 +305,153 @@ fn user_networks_resolve_names_and_are_managed() {
     assert_eq!(code(&o), 125, "the default network stays");
     e.assert_no_containers();
 }
+
+#[test]
+fn static_ip_aliases_publish_all_and_container_network_mode() {
+    const T: &str = "static_ip_aliases_publish_all_and_container_network_mode";
+    let Some(n) = NetEnv::new(T, "o") else {
+        return;
+    };
+    let (e, tag, bridge) = (&n.e, n.tag, &n.bridge);
+    let ok = |args: &[&str]| n.ok(args);
+    let berth = |args: &[&str]| n.berth(args);
+    ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.233.{tag}.0/24"),
+        "--bridge",
+        bridge,
+        "optnet",
+    ]);
+    let static_ip = format!("10.233.{tag}.77");
+    let i = n.server(
+        "optnet",
+        &[
+            "--ip",
+            &static_ip,
+            "--network-alias",
+            "web",
+            "--network-alias",
+            "www",
+            "--expose",
+            "8080",
+            "-P",
+        ],
+        "hello-published-all",
+    );
+    assert_eq!(
+        i["NetworkSettings"]["Networks"]["optnet"]["IPAddress"],
+        static_ip.as_str(),
+        "{i}"
+    );
+    assert_eq!(i["HostConfig"]["PublishAllPorts"], true);
+    assert!(i["Config"]["ExposedPorts"]["8080/tcp"].is_object(), "{i}");
+    let host_port: u16 = i["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+        .as_str()
+        .unwrap_or_else(|| panic!("-P published 8080: {i}"))
+        .parse()
+        .unwrap();
+    assert_eq!(
+        tcp_read(([127, 0, 0, 1], host_port).into()).trim(),
+        "hello-published-all"
+    );
+    assert!(ok(&["port", "srv"]).contains(&format!(":{host_port}")));
+
+    // Aliases resolve on the network; the static address is what they name.
+    let o = berth(&[
+        "run",
+        "--runtime",
+        &e.runtime,
+        "--rm",
+        "--network",
+        "optnet",
+        "busybox:test",
+        "sh",
+        "-c",
+        "nslookup www; nslookup web",
+    ]);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout).matches(&static_ip).count(),
+        2,
+        "{}",
+        text(&o.stdout)
+    );
+
+    // container:srv shares srv's network namespace: its loopback, its files.
+    let o = berth(&[
+        "run",
+        "--runtime",
+        &e.runtime,
+        "--rm",
+        "--network",
+        "container:srv",
+        "busybox:test",
+        "sh",
+        "-c",
+        "nc 127.0.0.1 8080; grep -c nameserver /etc/resolv.conf",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("hello-published-all\n"), "{out}");
+    let v = {
+        ok(&[
+            "create",
+            "--runtime",
+            &e.runtime,
+            "--name",
+            "joiner",
+            "--network",
+            "container:srv",
+            "busybox:test",
+            "true",
+        ]);
+        inspect(e, "joiner")
+    };
+    assert_eq!(
+        v["HostConfig"]["NetworkMode"],
+        format!("container:{}", i["Id"].as_str().unwrap())
+    );
+
+    // Docker's rules, as clear errors with nothing made.
+    for (args, want) in [
+        (&["--ip", "10.9.9.9"][..], "--ip"),
+        (
+            &["--network", "bridge", "--ip", "10.9.9.9"][..],
+            "user-defined",
+        ),
+        (&["--network-alias", "x"][..], "--network-alias"),
+        (&["-P"][..], "bridge network"),
+        (&["--network", "container:nosuch"][..], "nosuch"),
+        (
+            &["--network", "container:srv", "--hostname", "h"][..],
+            "--hostname",
+        ),
+        (&["--expose", "0"][..], "--expose"),
+    ] {
+        let mut a = vec!["run", "--runtime", &e.runtime, "--rm"];
+        a.extend_from_slice(args);
+        a.extend(["busybox:test", "true"]);
+        let o = berth(&a);
+        assert_eq!(code(&o), 125, "{args:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(want),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
+    ok(&["rm", "-f", "srv"]);
+    // The network's owner is gone: joining it fails at start, clearly.
+    let o = berth(&["start", "joiner"]);
+    assert_ne!(code(&o), 0);
+    assert!(
+        text(&o.stderr).contains("no such container"),
+        "{}",
+        text(&o.stderr)
+    );
+    ok(&["rm", "joiner"]);
+    ok(&["network", "rm", "optnet"]);
+    n.assert_network_gone();
+    e.assert_no_containers();
+}

@@ -120,6 +120,15 @@ impl Engine {
             // A network that does not exist fails here, before anything is made.
             crate::network::get(&self.root, n)?;
         }
+        // The image's exposed ports, with --expose's.
+        if let Some(ports) = spec::image_field(&config, "ExposedPorts").as_object() {
+            let image_ports: Vec<String> = ports.keys().cloned().collect();
+            opts.expose(&image_ports)?;
+        }
+        if let Some(c) = opts.network_container.clone() {
+            let target = self.find(&c)?;
+            opts.network_container = Some(target.id);
+        }
         // The image's STOPSIGNAL unless --stop-signal says otherwise.
         if opts.stop_signal.is_none() {
             if let Some(sig) = spec::image_field(&config, "StopSignal").as_str() {
@@ -370,6 +379,9 @@ impl Engine {
             let _ = fs::remove_file(run.join(f));
         }
         let monitor = host::find_monitor(&self.self_exe)?;
+        if rec.options.network == crate::options::NetworkMode::Container {
+            self.join_network_of(&rec)?;
+        }
         let (netd, netd_state) = if rec.options.network == crate::options::NetworkMode::Bridge {
             crate::network::write_request(&self.root, &rec, &run)?;
             let netd =

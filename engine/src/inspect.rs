@@ -112,6 +112,7 @@ fn view(rec: &ContainerRecord, st: &crate::state::State, restarts: u32) -> Value
         "Config": {
             "Hostname": rec.hostname,
             "Tty": o.tty,
+            "ExposedPorts": o.expose.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
             "OpenStdin": o.interactive,
             "AttachStdin": o.interactive,
             "User": o.user.clone().unwrap_or_default(),
@@ -145,7 +146,8 @@ fn view(rec: &ContainerRecord, st: &crate::state::State, restarts: u32) -> Value
             "CapAdd": o.cap_add,
             "CapDrop": o.cap_drop,
             "Privileged": o.privileged,
-            "NetworkMode": match o.network { NetworkMode::None => "none", NetworkMode::Host => "host", NetworkMode::Bridge => o.network_name.as_deref().unwrap_or("bridge") },
+            "NetworkMode": match o.network { NetworkMode::None => "none".to_string(), NetworkMode::Host => "host".to_string(), NetworkMode::Bridge => o.network_name.clone().unwrap_or_else(|| "bridge".into()), NetworkMode::Container => format!("container:{}", o.network_container.as_deref().unwrap_or("")) },
+            "PublishAllPorts": o.publish_all,
             "Runtime": rec.runtime,
         },
     })

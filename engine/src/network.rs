@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use berth_netd::wire::{Attachment, NetworkConfig, Request, Subnet};
+use berth_netd::wire::{Attachment, NetworkConfig, PortMapping, Protocol, Request, Subnet};
 
 use crate::db::ContainerRecord;
 use crate::error::{io, EngineError, Result};
@@ -216,10 +216,10 @@ pub fn write_request(root: &Path, rec: &ContainerRecord, run_dir: &Path) -> Resu
                     .unwrap_or(DEFAULT_NETWORK),
             )?,
             interface_name: Some("eth0".into()),
-            static_ip: None,
-            aliases: Vec::new(),
+            static_ip: rec.options.ip,
+            aliases: rec.options.aliases.clone(),
         }],
-        port_mappings: rec.options.publish.clone(),
+        port_mappings: port_mappings(&rec.options)?,
         dns_servers: None,
     };
     let path = run_dir.join(crate::layout::NETD_REQUEST);
@@ -227,7 +227,90 @@ pub fn write_request(root: &Path, rec: &ContainerRecord, run_dir: &Path) -> Resu
     std::fs::write(&path, json).map_err(io("write", &path))
 }
 
+/// `-p` mappings, and with `-P` one on a free host port for every exposed
+/// port `-p` does not already publish (chosen now, at each start, as
+/// docker does; the kernel's ephemeral range).
+fn port_mappings(o: &crate::options::RunOptions) -> Result<Vec<PortMapping>> {
+    let mut v = o.publish.clone();
+    if !o.publish_all {
+        return Ok(v);
+    }
+    for e in &o.expose {
+        let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        let protocol = if proto == "udp" {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        };
+        let covered = v.iter().any(|m| {
+            m.protocol == protocol
+                && (m.container_port..m.container_port.saturating_add(m.range)).contains(&port)
+        });
+        if covered {
+            continue;
+        }
+        let free = match protocol {
+            Protocol::Udp => std::net::UdpSocket::bind(("0.0.0.0", 0)).and_then(|s| s.local_addr()),
+            Protocol::Tcp => {
+                std::net::TcpListener::bind(("0.0.0.0", 0)).and_then(|s| s.local_addr())
+            }
+        }
+        .map_err(io("find a free port for", Path::new("-P")))?;
+        v.push(PortMapping {
+            host_ip: None,
+            host_port: free.port(),
+            container_port: port,
+            protocol,
+            range: 1,
+        });
+    }
+    Ok(v)
+}
+
 impl crate::engine::Engine {
+    /// `--network container:X`, at each start: X must run; our config
+    /// joins its network namespace by path, and our /etc/hosts and
+    /// resolv.conf become copies of its.
+    pub(crate) fn join_network_of(&self, rec: &ContainerRecord) -> Result<()> {
+        let key = rec.options.network_container.as_deref().unwrap_or("");
+        let target = self.find(key)?;
+        let st = self.state(&target);
+        let pid = match (st.is_running(), st.pid) {
+            (true, Some(pid)) => pid,
+            _ => {
+                return Err(EngineError::InvalidOption {
+                    option: "--network".into(),
+                    reason: format!(
+                        "container {} (whose network this joins) is not running",
+                        target.name
+                    ),
+                })
+            }
+        };
+        let cfg_path = rec.bundle.join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cfg_path).map_err(io("read", &cfg_path))?)
+                .map_err(|source| EngineError::BadRecord {
+                    id: rec.id.clone(),
+                    source,
+                })?;
+        if let Some(ns) = cfg["linux"]["namespaces"].as_array_mut() {
+            for n in ns.iter_mut().filter(|n| n["type"] == "network") {
+                n["path"] = serde_json::json!(format!("/proc/{pid}/ns/net"));
+            }
+        }
+        std::fs::write(&cfg_path, cfg.to_string()).map_err(io("write", &cfg_path))?;
+        for f in ["hosts", "resolv.conf"] {
+            let (from, to) = (target.bundle.join(f), rec.bundle.join(f));
+            let body = std::fs::read(&from).map_err(io("read", &from))?;
+            std::fs::write(&to, body).map_err(io("write", &to))?;
+        }
+        Ok(())
+    }
+
     /// Define a bridge network (`berth network create`).
     pub fn network_create(&self, n: &NewNetwork) -> Result<NetworkConfig> {
         create(&self.root, n)

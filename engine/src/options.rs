@@ -14,6 +14,9 @@ pub enum NetworkMode {
     None,
     Host,
     Bridge,
+    /// `container:NAME|ID`: join that running container's network
+    /// namespace (`network_container` holds its id).
+    Container,
 }
 
 impl std::str::FromStr for NetworkMode {
@@ -226,6 +229,16 @@ pub struct RunOptions {
     pub stop_timeout: Option<u64>,
     /// `-p [IP:]HOST:CTR[/proto]` (bridge network only).
     pub publish: Vec<berth_netd::wire::PortMapping>,
+    /// `-P`: publish every exposed port on a free host port at start.
+    pub publish_all: bool,
+    /// Exposed ports, `PORT/tcp|udp`: the image's ExposedPorts and `--expose`.
+    pub expose: Vec<String>,
+    /// `--ip`: a static address on a user-defined network.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--network-alias`: more names the network's DNS answers for.
+    pub aliases: Vec<String>,
+    /// The container whose network namespace `--network container:…` joins.
+    pub network_container: Option<String>,
 }
 
 impl RunOptions {
@@ -235,6 +248,15 @@ impl RunOptions {
     /// `--network none|host|bridge|NAME` (NAME: a network `berth network
     /// create` made; checked when the container is created).
     pub fn set_network(&mut self, v: &str) -> Result<()> {
+        if let Some(c) = v.strip_prefix("container:") {
+            if c.is_empty() {
+                return Err(invalid("--network", "container: needs a container".into()));
+            }
+            self.network = NetworkMode::Container;
+            self.network_container = Some(c.to_string());
+            self.network_name = None;
+            return Ok(());
+        }
         match v.parse::<NetworkMode>() {
             Ok(m) => {
                 self.network = m;
@@ -436,6 +458,67 @@ impl RunOptions {
     }
 
     /// docker's `-p [IP:]HOST[-END]:CTR[-END][/tcp|udp]`.
+    /// `--expose PORT[-END][/tcp|udp]`.
+    pub fn expose(&mut self, specs: &[String]) -> Result<()> {
+        for e in specs {
+            let bad = || invalid("--expose", format!("{e:?}: use PORT[-END][/tcp|udp]"));
+            let (ports, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            if proto != "tcp" && proto != "udp" {
+                return Err(bad());
+            }
+            let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
+            let (a, b): (u16, u16) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+            if a == 0 || b < a {
+                return Err(bad());
+            }
+            for p in a..=b {
+                let key = format!("{p}/{proto}");
+                if !self.expose.contains(&key) {
+                    self.expose.push(key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks of the network options against each other (docker's rules).
+    pub fn check_network(&self) -> Result<()> {
+        let bridge = self.network == NetworkMode::Bridge;
+        if (!self.publish.is_empty() || self.publish_all) && !bridge {
+            return Err(invalid(
+                "-p",
+                "publishing ports needs a bridge network".into(),
+            ));
+        }
+        if self.ip.is_some() && self.network_name.is_none() {
+            return Err(invalid(
+                "--ip",
+                "a static address needs a user-defined network (--network NAME)".into(),
+            ));
+        }
+        if !self.aliases.is_empty() && !bridge {
+            return Err(invalid(
+                "--network-alias",
+                "aliases need a bridge network".into(),
+            ));
+        }
+        for a in &self.aliases {
+            if !crate::host::valid_name(a) {
+                return Err(invalid(
+                    "--network-alias",
+                    format!("{a:?} is not a valid name"),
+                ));
+            }
+        }
+        if self.network == NetworkMode::Container && self.hostname.is_some() {
+            return Err(invalid(
+                "--hostname",
+                "conflicts with --network container: (the network's owner names it)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn publish(&mut self, specs: &[String]) -> Result<()> {
         for p in specs {
             let m = p

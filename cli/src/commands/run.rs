@@ -110,6 +110,18 @@ pub struct CreateArgs {
     /// Publish a port: [IP:]HOST[-END]:CTR[-END][/tcp|udp] (bridge network)
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
+    /// Publish every exposed port on a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or range: PORT[-END][/tcp|udp]
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// Static IPv4 address on a user-defined network
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Another name the network's DNS answers for this container
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
     /// Read environment variables from a file (K=V or K lines, # comments)
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<std::path::PathBuf>,
@@ -122,8 +134,8 @@ pub struct CreateArgs {
     /// Container host name (default: the id's first 12 digits)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Network: none (default for now), host, bridge or a network's name
-    #[arg(long, value_name = "none|host|bridge|NAME")]
+    /// Network: none (default for now), host, bridge, a network's name, or container:NAME
+    #[arg(long, value_name = "none|host|bridge|NAME|container:NAME")]
     pub network: Option<String>,
     /// OCI runtime: a name looked up next to berth and on PATH, or a path
     /// (default: the global --runtime, berth.toml's, else berth-runtime;
@@ -225,9 +237,11 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
     o.stop_timeout = a.stop_timeout;
     o.security_opts(&a.security_opt)?;
     o.publish(&a.publish)?;
-    if !o.publish.is_empty() && o.network != berth_engine::NetworkMode::Bridge {
-        anyhow::bail!("-p needs --network bridge");
-    }
+    o.publish_all = a.publish_all;
+    o.expose(&a.expose)?;
+    o.ip = a.ip;
+    o.aliases = a.network_alias.clone();
+    o.check_network()?;
     Ok(o)
 }
 
