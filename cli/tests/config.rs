@@ -367,7 +367,10 @@ fn rm_container_is_removed_though_its_config_broke_meanwhile() {
         return;
     };
     let e = Env::new("cfg-cleanup", rt);
-    let cfg = config(e.dir.path(), &format!("runtime = \"{}\"\n", e.runtime));
+    let cfg = config(
+        e.dir.path(),
+        &format!("runtime = \"{}\"\n[run]\nnetwork = \"none\"\n", e.runtime),
+    );
     let gate = e.path("gate");
     fs::create_dir(&gate).unwrap();
     let mut c = e.cmd(&[

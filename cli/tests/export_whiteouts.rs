@@ -78,7 +78,8 @@ impl Env {
 
     /// `berth run --runtime R ARGS...`, which must succeed; its stdout.
     fn run_ok(&self, args: &[&str]) -> String {
-        let mut a = vec!["run", "--runtime", &self.runtime];
+        // No network: these tests need none (the default is the bridge).
+        let mut a = vec!["run", "--runtime", &self.runtime, "--network", "none"];
         a.extend_from_slice(args);
         self.ok(&a)
     }

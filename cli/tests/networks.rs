@@ -152,23 +152,25 @@ fn bridge_network_reaches_containers_and_published_ports() {
         tcp_read(([127, 0, 0, 1], host_port).into()).trim(),
         "hello-from-srv"
     );
-    let o = berth(&[
+    // No --network and no berth.toml: the default network, as docker's.
+    let mut c = e.cmd(&[
         "run",
         "--runtime",
         &e.runtime,
         "--rm",
-        "--network",
-        "bridge",
         "busybox:test",
         "nc",
         &ip.to_string(),
         "8080",
     ]);
+    c.env("BERTH_NETD_NFT_TABLE", &n.table)
+        .env("BERTH_CONFIG", "/dev/null");
+    let o = c.output().unwrap();
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout).trim(),
         "hello-from-srv",
-        "container to container"
+        "container to container, on the default network"
     );
 
     // -p without a bridge network, and a bad -p, are clear errors.

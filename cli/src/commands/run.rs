@@ -11,10 +11,12 @@ use super::Ctx;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Networking: `--network none` (the default for now: the container gets its own \
-network namespace with loopback only), `--network host`, or `--network bridge` (the default \
-network `berth`: bridge berth0, 10.89.0.0/24, or as defined in ROOT/networks/berth.json; \
-attached by berth-netd; `-p` publishes ports). User-defined networks are not supported yet."
+    after_help = "Networking: by default the container joins the default network `berth` \
+(bridge berth0, 10.89.0.0/24, or as ROOT/networks/berth.json defines it; attached by berth-netd, \
+with outbound NAT; `-p`/`-P` publish ports), as docker's default bridge. `--network NAME` joins a \
+network `berth network create` made (containers resolve each other by name there), `none` gives \
+loopback only, `host` the host's network, `container:NAME` another container's. berth.toml's \
+[run] network changes the default."
 )]
 pub struct Args {
     /// Run in the background and print the container id
@@ -134,7 +136,7 @@ pub struct CreateArgs {
     /// Container host name (default: the id's first 12 digits)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Network: none (default for now), host, bridge, a network's name, or container:NAME
+    /// Network: bridge (the default network `berth`), none, host, a network's name, or container:NAME
     #[arg(long, value_name = "none|host|bridge|NAME|container:NAME")]
     pub network: Option<String>,
     /// OCI runtime: a name looked up next to berth and on PATH, or a path
@@ -222,7 +224,7 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
     if a.rm && o.restart != berth_engine::RestartPolicy::No {
         anyhow::bail!("conflicting options: --restart and --rm");
     }
-    o.set_network(a.network.as_deref().unwrap_or("none"))?;
+    o.set_network(a.network.as_deref().unwrap_or("bridge"))?;
     o.tmpfs(&a.tmpfs)?;
     for m in &a.mount {
         o.mount(m)?;

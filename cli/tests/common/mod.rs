@@ -87,6 +87,7 @@ impl Env {
             fs::set_permissions(&w, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
             e.runtime = w.display().to_string();
         }
+        fs::write(e.path("env-berth.toml"), "[run]\nnetwork = \"none\"\n").unwrap();
         let rootfs = e.dir.path().join("rootfs");
         berth_testkit::make_busybox_rootfs(&rootfs);
         let tarball = e.dir.path().join("rootfs.tar");
@@ -108,8 +109,11 @@ impl Env {
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // No berth.toml from this host (tests/config.rs sets its own).
-        c.env("BERTH_CONFIG", "/dev/null");
+        // No berth.toml from this host (tests/config.rs sets its own), and
+        // containers without a network unless a test asks for one: the
+        // default, the bridge, is the host's berth0 (networks.rs gives each
+        // test a bridge, subnet and nftables table of its own).
+        c.env("BERTH_CONFIG", self.path("env-berth.toml"));
         c
     }
 
