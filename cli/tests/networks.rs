@@ -457,3 +457,55 @@ fn static_ip_aliases_publish_all_and_container_network_mode() {
     n.assert_network_gone();
     e.assert_no_containers();
 }
+
+#[test]
+fn a_reboot_loses_run_state_and_start_brings_the_container_and_network_back() {
+    const T: &str = "a_reboot_loses_run_state_and_start_brings_the_container_and_network_back";
+    let Some(n) = NetEnv::new(T, "r") else {
+        return;
+    };
+    let (e, tag, bridge) = (&n.e, n.tag, &n.bridge);
+    let ok = |args: &[&str]| n.ok(args);
+    ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.234.{tag}.0/24"),
+        "--bridge",
+        bridge,
+        "rnet",
+    ]);
+    let i = n.server("rnet", &[], "back-again");
+    let ip: std::net::Ipv4Addr = i["NetworkSettings"]["Networks"]["rnet"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(tcp_read((ip, 8080).into()).trim(), "back-again");
+    ok(&["stop", "-t", "1", "srv"]);
+    n.assert_network_gone();
+    // What a reboot takes: every mount (the container's root filesystem)
+    // and the runroot, a tmpfs (run dirs, runtime state, netd's leases).
+    berth_testkit::unmount_all_under(e.dir.path());
+    fs::remove_dir_all(e.path("run")).unwrap();
+    assert_eq!(
+        berth_testkit::mounts_under(e.dir.path()),
+        Vec::<String>::new()
+    );
+
+    assert_eq!(inspect(e, "srv")["State"]["Status"], "exited");
+    ok(&["start", "srv"]);
+    let i = inspect(e, "srv");
+    assert_eq!(i["State"]["Status"], "running", "{i}");
+    let ip: std::net::Ipv4Addr = i["NetworkSettings"]["Networks"]["rnet"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(link_exists(bridge), "the bridge is back");
+    assert_eq!(tcp_read((ip, 8080).into()).trim(), "back-again");
+    ok(&["rm", "-f", "srv"]);
+    ok(&["network", "rm", "rnet"]);
+    n.assert_network_gone();
+    e.assert_no_containers();
+}

@@ -379,6 +379,8 @@ impl Engine {
             let _ = fs::remove_file(run.join(f));
         }
         let monitor = host::find_monitor(&self.self_exe)?;
+        // After a reboot (or a cleanup) the overlay is not mounted any more.
+        self.store.mount_snapshot(&rec.id).map_err(storage)?;
         if rec.options.network == crate::options::NetworkMode::Container {
             self.join_network_of(&rec)?;
         }
