@@ -33,6 +33,18 @@ fn tcp_read(addr: std::net::SocketAddr) -> String {
     }
 }
 
+/// A container's address on `network` (its first one for "").
+fn ip_on(i: &Value, network: &str) -> std::net::Ipv4Addr {
+    let v = if network.is_empty() {
+        &i["NetworkSettings"]["IPAddress"]
+    } else {
+        &i["NetworkSettings"]["Networks"][network]["IPAddress"]
+    };
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("an address on {network:?}: {i}"))
+}
+
 fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
@@ -130,11 +142,7 @@ fn bridge_network_reaches_containers_and_published_ports() {
         .port();
     let publish = format!("127.0.0.1:{host_port}:8080");
     let i = n.server("bridge", &["-p", &publish], "hello-from-srv");
-    let ip: std::net::Ipv4Addr = i["NetworkSettings"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ip = ip_on(&i, "");
     assert_eq!(ip.octets()[..3], [10, 231, tag as u8], "{i}");
     assert_eq!(
         i["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"],
@@ -476,11 +484,7 @@ fn a_reboot_loses_run_state_and_start_brings_the_container_and_network_back() {
         "rnet",
     ]);
     let i = n.server("rnet", &[], "back-again");
-    let ip: std::net::Ipv4Addr = i["NetworkSettings"]["Networks"]["rnet"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ip = ip_on(&i, "rnet");
     assert_eq!(tcp_read((ip, 8080).into()).trim(), "back-again");
     ok(&["stop", "-t", "1", "srv"]);
     n.assert_network_gone();
@@ -497,11 +501,7 @@ fn a_reboot_loses_run_state_and_start_brings_the_container_and_network_back() {
     ok(&["start", "srv"]);
     let i = inspect(e, "srv");
     assert_eq!(i["State"]["Status"], "running", "{i}");
-    let ip: std::net::Ipv4Addr = i["NetworkSettings"]["Networks"]["rnet"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ip = ip_on(&i, "rnet");
     assert!(link_exists(bridge), "the bridge is back");
     assert_eq!(tcp_read((ip, 8080).into()).trim(), "back-again");
     ok(&["rm", "-f", "srv"]);

@@ -84,6 +84,23 @@ impl Decoder {
     }
 }
 
+/// poll(2) over `fds`: which of them have events; `None` when a signal
+/// interrupted it (poll again).
+pub(crate) fn poll_ready(
+    fds: &mut [PollFd],
+    timeout: PollTimeout,
+) -> nix::Result<Option<Vec<bool>>> {
+    match poll(fds, timeout) {
+        Err(nix::errno::Errno::EINTR) => Ok(None),
+        Err(e) => Err(e),
+        Ok(_) => Ok(Some(
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect(),
+        )),
+    }
+}
+
 /// `/proc/self/fd/N/NAME` for a socket in `dir`, with the handle that keeps
 /// N valid.
 pub fn socket_path(dir: &Path, name: &str) -> std::io::Result<(File, PathBuf)> {
@@ -315,15 +332,9 @@ pub fn session(
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-            Ok(_) => {}
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let Some(ready) = poll_ready(&mut fds, PollTimeout::NONE)? else {
+            continue;
+        };
         drop(fds);
         if ready[1] {
             for sig in signals.drain() {

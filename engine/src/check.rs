@@ -122,14 +122,7 @@ impl Engine {
     /// again or the runtime keeps the container.
     fn record_dead_monitor(&self, rec: &ContainerRecord) -> Result<bool> {
         let run = self.run_dir(&rec.id);
-        fs::create_dir_all(&run).map_err(io("create", &run))?;
-        let p = run.join(MONITOR_LOCK);
-        let f = fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(io("open", &p))?;
+        let (f, _) = self.run_file(&rec.id, MONITOR_LOCK)?;
         let Ok(_held) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
             return Ok(false);
         };

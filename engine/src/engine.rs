@@ -458,19 +458,26 @@ impl Engine {
         ]
     }
 
-    /// A shared hold on the container's attach lock: while held, a `--rm`
-    /// container's monitor waits before removing it (so a foreground reader
-    /// gets all output and the exit code).
-    pub fn attach_lock(&self, id: &str) -> Result<AttachHold> {
+    /// A lock file in a container's run dir (made if missing), open for
+    /// writing; its path.
+    pub(crate) fn run_file(&self, id: &str, name: &str) -> Result<(fs::File, PathBuf)> {
         let run = self.run_dir(id);
         fs::create_dir_all(&run).map_err(io("create", &run))?;
-        let p = run.join(ATTACH_LOCK);
+        let p = run.join(name);
         let f = fs::File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&p)
             .map_err(io("open", &p))?;
+        Ok((f, p))
+    }
+
+    /// A shared hold on the container's attach lock: while held, a `--rm`
+    /// container's monitor waits before removing it (so a foreground reader
+    /// gets all output and the exit code).
+    pub fn attach_lock(&self, id: &str) -> Result<AttachHold> {
+        let (f, p) = self.run_file(id, ATTACH_LOCK)?;
         nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared).map_err(|(_, e)| {
             EngineError::Io {
                 what: "lock",

@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::WaitStatus;
 
 use crate::attach::{RawMode, Signal, SignalGuard};
@@ -197,15 +197,11 @@ fn pump_pty(master: &OwnedFd, interactive: bool, signals: &SignalGuard, pid: nix
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
+        let ready = match crate::attach::poll_ready(&mut fds, PollTimeout::NONE) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
             Err(_) => return,
-            Ok(_) => {}
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        };
         drop(fds);
         if ready[1] {
             for sig in signals.drain() {

@@ -181,6 +181,25 @@ impl Drop for Env {
     }
 }
 
+impl Env {
+    /// Each `berth run ARGS busybox:test true` fails with docker's 125 and
+    /// a message naming `want`, and leaves no container.
+    pub fn assert_run_refused(&self, cases: &[(&[&str], &str)]) {
+        for (args, want) in cases {
+            let mut a = args.to_vec();
+            a.extend(["busybox:test", "true"]);
+            let o = self.run(&a);
+            assert_eq!(code(&o), 125, "{args:?}: {}", text(&o.stderr));
+            assert!(
+                text(&o.stderr).contains(want),
+                "{args:?}: {}",
+                text(&o.stderr)
+            );
+        }
+        self.assert_no_containers();
+    }
+}
+
 pub fn code(o: &Output) -> i32 {
     o.status.code().expect("exit code")
 }

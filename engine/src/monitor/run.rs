@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::fcntl::{Flock, FlockArg, OFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -441,15 +441,11 @@ fn pump(
             }
         }
         let polled = clients.register(&mut fds);
-        match poll(&mut fds, timeout) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(sys("poll")(e.into())),
-            Ok(_) => {}
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let Some(ready) =
+            attach::poll_ready(&mut fds, timeout).map_err(|e| sys("poll")(e.into()))?
+        else {
+            continue;
+        };
         drop(fds);
         if ready[0] {
             while let Ok(Some(_)) = sigfd.read_signal() {}
