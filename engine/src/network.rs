@@ -28,6 +28,9 @@ fn builtin_default() -> NetworkConfig {
         internal: false,
         mtu: None,
         dns_enabled: false,
+        ip_range: None,
+        subnet6: None,
+        gateway6: None,
     }
 }
 
@@ -154,6 +157,9 @@ pub fn create(root: &Path, n: &NewNetwork) -> Result<NetworkConfig> {
         internal: n.internal,
         mtu: None,
         dns_enabled: n.dns,
+        ip_range: None,
+        subnet6: None,
+        gateway6: None,
     };
     let d = dir(root);
     std::fs::create_dir_all(&d).map_err(io("create", &d))?;
@@ -217,6 +223,7 @@ pub fn write_request(root: &Path, rec: &ContainerRecord, run_dir: &Path) -> Resu
             )?,
             interface_name: Some("eth0".into()),
             static_ip: None,
+            static_ip6: None,
             aliases: Vec::new(),
         }],
         port_mappings: rec.options.publish.clone(),
