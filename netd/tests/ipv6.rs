@@ -324,6 +324,47 @@ fn published_port_answers_on_the_ipv6_gateway_from_the_host() {
     assert!(!env.table_exists(), "nft table left");
 }
 
+#[test]
+fn ipv6_disabled_in_the_netns_rolls_back() {
+    if !common::require("ipv6_disabled_in_the_netns_rolls_back") {
+        return;
+    }
+    let mut env = Env::new();
+    let ns = env.netns();
+    let br = env.bridge();
+    let (net, _) = subnet();
+    let (net6, p6) = subnet6();
+    // Interfaces created in this netns from now on have IPv6 off: adding
+    // the container's IPv6 address fails after bridge and veth exist.
+    let conf = "/proc/sys/net/ipv6/conf/default/disable_ipv6";
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns_name(&ns),
+            "sh",
+            "-c",
+            &format!("echo 1 > {conf}"),
+        ],
+    );
+    let ports = json!([{"host_port": free_port(), "container_port": 80}]);
+    let req = request("c6-off", &br, &net, json!({"subnet6": net6}), ports);
+    let (code, v) = env.netd("setup", &ns, req.to_string().as_bytes());
+    assert_eq!(code, 5, "{v}");
+    let e = v["error"].as_str().expect("error");
+    assert!(
+        e.contains("rolled back") && e.contains(&format!("add address {p6}2/64")),
+        "{e}"
+    );
+    assert_eq!(v.get("details"), None, "rollback steps failed: {v}");
+    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+    assert!(!host_link_exists(&br), "bridge left after rollback");
+    assert!(!host_has_address_in(&p6), "an address of {net6} left");
+    assert!(!env.table_exists(), "nft table left after rollback");
+    assert_eq!(env.leases(), json!({}));
+}
+
 /// Whether a TCP connection from `ns` to `to` succeeds (dropped packets
 /// show up as a timeout, the expected failure here).
 fn connects(ns: &Path, to: SocketAddr) -> bool {
