@@ -240,18 +240,8 @@ pub(crate) fn plan(
         return Err(Error::AlreadySetUp(req.container_id.clone()));
     }
     let links = host.links().map_err(Error::ListHost)?;
-    let mut addrs: Vec<(u32, IpAddr, u8)> = (host.addrs().map_err(Error::ListHost)?)
-        .iter()
-        .map(|a| (a.index, a.ip.into(), a.prefix))
-        .collect();
-    if req.networks.iter().any(|a| a.network.subnet6.is_some()) {
-        let v6 = host.addrs6().map_err(Error::ListHost)?;
-        addrs.extend(
-            v6.iter()
-                .filter(|a| !a.link_local())
-                .map(|a| (a.index, a.ip.into(), a.prefix)),
-        );
-    }
+    let v6 = req.networks.iter().any(|a| a.network.subnet6.is_some());
+    let addrs = host_addresses(host, v6)?;
     let mut out = Vec::new();
     let (mut routed, mut routed6) = (false, false);
     for (i, a) in req.networks.iter().enumerate() {
@@ -259,30 +249,7 @@ pub(crate) fn plan(
         check_against_state(n, state)?;
         let bridge = links.iter().find(|l| l.name == n.bridge);
         check_bridge(n, bridge)?;
-        for &(index, ip, prefix) in &addrs {
-            let on = links
-                .iter()
-                .find(|l| l.index == index)
-                .map(|l| l.name.as_str())
-                .unwrap_or("?");
-            let subnet = match ip {
-                IpAddr::V4(ip) if overlaps_host4(&n.subnet, ip, prefix) => n.subnet.to_string(),
-                IpAddr::V6(ip) if n.subnet6.is_some_and(|s| overlaps_host6(&s, ip, prefix)) => {
-                    n.subnet6.map(|s| s.to_string()).unwrap_or_default()
-                }
-                _ => continue,
-            };
-            if on != n.bridge {
-                let iface = on.to_string();
-                return Err(Error::SubnetOverlapsHost {
-                    network: n.name.clone(),
-                    subnet,
-                    ip,
-                    prefix,
-                    iface,
-                });
-            }
-        }
+        check_host_addresses(n, &links, &addrs)?;
         let ip = allocate4(n, a.static_ip, state)?;
         let ip6 = allocate6(n, a.static_ip6, state)?;
         let host_veth = host_veth_name(&req.container_id, &n.name);
@@ -323,6 +290,57 @@ pub(crate) fn plan(
     let published6 = out.first().is_some_and(|p| p.ip6.is_some());
     check_ports_free(req, state, published6)?;
     Ok(out)
+}
+
+/// The host's addresses as `(link index, address, prefix)`: IPv4, and
+/// IPv6 (but link-local) when `v6`.
+fn host_addresses(host: &mut Netlink, v6: bool) -> Result<Vec<(u32, IpAddr, u8)>, Error> {
+    let mut addrs: Vec<(u32, IpAddr, u8)> = (host.addrs().map_err(Error::ListHost)?)
+        .iter()
+        .map(|a| (a.index, a.ip.into(), a.prefix))
+        .collect();
+    if v6 {
+        let v6 = host.addrs6().map_err(Error::ListHost)?;
+        addrs.extend(
+            v6.iter()
+                .filter(|a| !a.link_local())
+                .map(|a| (a.index, a.ip.into(), a.prefix)),
+        );
+    }
+    Ok(addrs)
+}
+
+/// No address on a host interface other than `n`'s bridge shares addresses
+/// with `n`'s subnets.
+fn check_host_addresses(
+    n: &NetworkConfig,
+    links: &[Link],
+    addrs: &[(u32, IpAddr, u8)],
+) -> Result<(), Error> {
+    for &(index, ip, prefix) in addrs {
+        let on = links
+            .iter()
+            .find(|l| l.index == index)
+            .map(|l| l.name.as_str())
+            .unwrap_or("?");
+        let subnet = match ip {
+            IpAddr::V4(ip) if overlaps_host4(&n.subnet, ip, prefix) => n.subnet.to_string(),
+            IpAddr::V6(ip) if n.subnet6.is_some_and(|s| overlaps_host6(&s, ip, prefix)) => {
+                n.subnet6.map(|s| s.to_string()).unwrap_or_default()
+            }
+            _ => continue,
+        };
+        if on != n.bridge {
+            return Err(Error::SubnetOverlapsHost {
+                network: n.name.clone(),
+                subnet,
+                ip,
+                prefix,
+                iface: on.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `n` is either known to the state with the same config, or clashes with
