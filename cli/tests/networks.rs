@@ -110,7 +110,7 @@ impl NetEnv {
             self.bridge
         );
         let nft = Command::new("nft")
-            .args(["list", "table", "ip", &self.table])
+            .args(["list", "table", "inet", &self.table])
             .output()
             .unwrap();
         assert!(

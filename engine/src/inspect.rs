@@ -21,10 +21,24 @@ impl Engine {
         v["NetworkSettings"] = if st.is_running() {
             network_settings(&self.run_dir(&rec.id))
         } else {
-            json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "Ports": {}, "Networks": {}})
+            empty_network_settings()
         };
         Ok(v)
     }
+}
+
+fn empty_network_settings() -> Value {
+    json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "GlobalIPv6Address": "",
+           "GlobalIPv6PrefixLen": 0, "IPv6Gateway": "", "Ports": {}, "Networks": {}})
+}
+
+/// `(address, prefix length)` of `A/N` (`("", 0)` for none).
+fn split_cidr(cidr: Option<&str>) -> (String, u8) {
+    let Some(c) = cidr else {
+        return (String::new(), 0);
+    };
+    let (ip, prefix) = c.split_once('/').unwrap_or((c, ""));
+    (ip.to_string(), prefix.parse().unwrap_or(0))
 }
 
 /// docker's NetworkSettings from what berth-netd answered (empty without a
@@ -35,7 +49,7 @@ fn network_settings(run_dir: &std::path::Path) -> Value {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
     let Some(res) = res else {
-        return json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "Ports": {}, "Networks": {}});
+        return empty_network_settings();
     };
     let mut ports = serde_json::Map::new();
     for m in &res.port_mappings {
@@ -48,19 +62,29 @@ fn network_settings(run_dir: &std::path::Path) -> Value {
         }
     }
     let mut networks = serde_json::Map::new();
+    let gateway6 = |i: &berth_netd::wire::InterfaceResult| {
+        i.gateway6.map(|g| g.to_string()).unwrap_or_default()
+    };
     for i in &res.interfaces {
-        let (ip, prefix) = i.address.split_once('/').unwrap_or((&i.address, ""));
+        let (ip, prefix) = split_cidr(Some(&i.address));
+        let (ip6, prefix6) = split_cidr(i.address6.as_deref());
         networks.insert(
             i.network.clone(),
-            json!({"IPAddress": ip, "IPPrefixLen": prefix.parse::<u8>().unwrap_or(0),
-                   "Gateway": i.gateway.to_string(), "MacAddress": i.mac_address}),
+            json!({"IPAddress": ip, "IPPrefixLen": prefix,
+                   "Gateway": i.gateway.to_string(), "MacAddress": i.mac_address,
+                   "GlobalIPv6Address": ip6, "GlobalIPv6PrefixLen": prefix6,
+                   "IPv6Gateway": gateway6(i)}),
         );
     }
     let first = res.interfaces.first();
+    let (ip6, prefix6) = split_cidr(first.and_then(|i| i.address6.as_deref()));
     json!({
-        "IPAddress": first.map(|i| i.address.split('/').next().unwrap_or("").to_string()).unwrap_or_default(),
+        "IPAddress": split_cidr(first.map(|i| i.address.as_str())).0,
         "Gateway": first.map(|i| i.gateway.to_string()).unwrap_or_default(),
         "MacAddress": first.map(|i| i.mac_address.clone()).unwrap_or_default(),
+        "GlobalIPv6Address": ip6,
+        "GlobalIPv6PrefixLen": prefix6,
+        "IPv6Gateway": first.map(gateway6).unwrap_or_default(),
         "Ports": ports,
         "Networks": networks,
     })

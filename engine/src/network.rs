@@ -6,9 +6,12 @@
 //! subnet. A container's request goes to its run dir; the monitor runs
 //! berth-netd with it.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use berth_netd::wire::{Attachment, NetworkConfig, PortMapping, Protocol, Request, Subnet};
+use berth_netd::wire::{
+    Attachment, NetworkConfig, PortMapping, Protocol, Request, Subnet, Subnet6,
+};
 
 use crate::db::ContainerRecord;
 use crate::error::{io, EngineError, Result};
@@ -28,6 +31,9 @@ fn builtin_default() -> NetworkConfig {
         internal: false,
         mtu: None,
         dns_enabled: false,
+        ip_range: None,
+        subnet6: None,
+        gateway6: None,
     }
 }
 
@@ -75,15 +81,102 @@ pub fn list(root: &Path) -> Result<Vec<NetworkConfig>> {
 #[derive(Clone, Debug, Default)]
 pub struct NewNetwork {
     pub name: String,
-    pub subnet: Option<String>,
-    pub gateway: Option<String>,
+    /// `--subnet`, repeatable: at most one IPv4 and one IPv6 CIDR (docker's
+    /// spelling of a dual-stack network).
+    pub subnets: Vec<String>,
+    /// `--gateway`, repeatable: each belongs to the subnet of its family.
+    pub gateways: Vec<String>,
+    /// `--subnet6` and `--gateway6`: the IPv6 ones spelled apart.
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
+    /// `--ipv6`: dual stack (implied by an IPv6 subnet).
+    pub ipv6: bool,
+    /// `--ip-range`: automatic IPv4 addresses only from this CIDR inside the
+    /// (given) IPv4 subnet.
+    pub ip_range: Option<String>,
+    /// `--opt KEY=VALUE`: `mtu` (or docker's `com.docker.network.driver.mtu`).
+    pub options: Vec<String>,
     pub bridge: Option<String>,
     pub internal: bool,
     /// DNS for the network's containers (docker's default on user networks).
     pub dns: bool,
 }
 
-/// Define a network: a free 10.89.N.0/24 and bridge `berthN` unless given.
+/// The addresses `network create` was given, sorted by family.
+#[derive(Default)]
+struct Families {
+    subnet: Option<Subnet>,
+    subnet6: Option<Subnet6>,
+    gateway: Option<Ipv4Addr>,
+    gateway6: Option<Ipv6Addr>,
+}
+
+impl Families {
+    /// `--subnet`/`--gateway` (either family, each at most once per family)
+    /// and `--subnet6`/`--gateway6` (IPv6 only).
+    fn of(n: &NewNetwork) -> std::result::Result<Families, String> {
+        let mut f = Families::default();
+        if let Some(s) = &n.subnet6 {
+            f.subnet6 = Some(s.parse().map_err(|e| format!("--subnet6 {s:?}: {e}"))?);
+        }
+        for s in &n.subnets {
+            let twice = if s.contains(':') {
+                let v = s.parse().map_err(|e| format!("--subnet {s:?}: {e}"))?;
+                f.subnet6.replace(v).is_some()
+            } else {
+                let v = s.parse().map_err(|e| format!("--subnet {s:?}: {e}"))?;
+                f.subnet.replace(v).is_some()
+            };
+            if twice {
+                return Err("at most one IPv4 and one IPv6 subnet".into());
+            }
+        }
+        if let Some(g) = &n.gateway6 {
+            let ip = g.parse();
+            f.gateway6 = Some(ip.map_err(|_| format!("--gateway6 {g:?} is not an IPv6 address"))?);
+        }
+        for g in &n.gateways {
+            let twice = match g.parse::<IpAddr>() {
+                Ok(IpAddr::V4(ip)) => f.gateway.replace(ip).is_some(),
+                Ok(IpAddr::V6(ip)) => f.gateway6.replace(ip).is_some(),
+                Err(_) => return Err(format!("--gateway {g:?} is not an IP address")),
+            };
+            if twice {
+                return Err("at most one IPv4 and one IPv6 gateway".into());
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// `fd89:0:0:N::/64`, N written with the decimal digits of the network's
+/// index (as in 10.89.N.0/24): the default IPv6 subnet.
+fn default_subnet6(i: u8) -> Subnet6 {
+    format!("fd89:0:0:{i}::/64").parse().expect("valid")
+}
+
+/// `--opt` values: only the MTU is known.
+fn mtu_option(options: &[String]) -> std::result::Result<Option<u32>, String> {
+    let mut mtu = None;
+    for o in options {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| format!("--opt {o:?}: expected KEY=VALUE"))?;
+        match k {
+            "mtu" | "com.docker.network.driver.mtu" => {
+                mtu = Some(
+                    v.parse()
+                        .map_err(|_| format!("--opt {o:?}: not a number"))?,
+                );
+            }
+            _ => return Err(format!("--opt {k:?}: unknown option (known: mtu)")),
+        }
+    }
+    Ok(mtu)
+}
+
+/// Define a network: a free 10.89.N.0/24 and bridge `berthN` unless given;
+/// with IPv6, a free `fd89:0:0:N::/64` unless given.
 pub fn create(root: &Path, n: &NewNetwork) -> Result<NetworkConfig> {
     let bad = |r: String| EngineError::InvalidOption {
         option: "network create".into(),
@@ -91,6 +184,15 @@ pub fn create(root: &Path, n: &NewNetwork) -> Result<NetworkConfig> {
     };
     if !crate::host::valid_name(&n.name) || n.name.len() > 64 {
         return Err(EngineError::InvalidName(n.name.clone()));
+    }
+    let f = Families::of(n).map_err(bad)?;
+    let mtu = mtu_option(&n.options).map_err(bad)?;
+    let ipv6 = n.ipv6 || f.subnet6.is_some();
+    if !ipv6 && f.gateway6.is_some() {
+        return Err(bad("an IPv6 gateway needs --ipv6 or an IPv6 subnet".into()));
+    }
+    if n.ip_range.is_some() && f.subnet.is_none() {
+        return Err(bad("--ip-range needs an IPv4 --subnet".into()));
     }
     let existing = list(root)?;
     if existing.iter().any(|c| c.name == n.name) {
@@ -102,8 +204,8 @@ pub fn create(root: &Path, n: &NewNetwork) -> Result<NetworkConfig> {
             .iter()
             .any(|c| c.subnet.overlaps(&s) || c.bridge == format!("berth{i}"))
     });
-    let subnet: Subnet = match &n.subnet {
-        Some(s) => s.parse().map_err(|e| bad(format!("--subnet {s:?}: {e}")))?,
+    let subnet: Subnet = match f.subnet {
+        Some(s) => s,
         None => {
             let i = free.ok_or_else(|| bad("no free 10.89.N.0/24 subnet".into()))?;
             format!("10.89.{i}.0/24").parse().expect("valid")
@@ -111,6 +213,25 @@ pub fn create(root: &Path, n: &NewNetwork) -> Result<NetworkConfig> {
     };
     if let Some(c) = existing.iter().find(|c| c.subnet.overlaps(&subnet)) {
         return Err(bad(format!("subnet {subnet} overlaps network {}", c.name)));
+    }
+    let taken6 = |s: &Subnet6| {
+        existing
+            .iter()
+            .find(|c| c.subnet6.is_some_and(|o| o.overlaps(s)))
+    };
+    let subnet6 = match f.subnet6 {
+        _ if !ipv6 => None,
+        Some(s) => Some(s),
+        // The IPv4 index when that is free too, else the lowest free one.
+        None => (f.subnet.is_none().then_some(free).flatten().into_iter())
+            .chain(1..=255)
+            .map(default_subnet6)
+            .find(|s| taken6(s).is_none())
+            .map(Some)
+            .ok_or_else(|| bad("no free fd89:0:0:N::/64 subnet".into()))?,
+    };
+    if let Some((s, c)) = subnet6.and_then(|s| taken6(&s).map(|c| (s, c))) {
+        return Err(bad(format!("IPv6 subnet {s} overlaps network {}", c.name)));
     }
     let bridge = match &n.bridge {
         Some(b) => b.clone(),
@@ -132,29 +253,33 @@ pub fn create(root: &Path, n: &NewNetwork) -> Result<NetworkConfig> {
     if let Some(c) = existing.iter().find(|c| c.bridge == bridge) {
         return Err(bad(format!("bridge {bridge} is network {}'s", c.name)));
     }
-    let gateway = match &n.gateway {
-        Some(g) => {
-            let ip: std::net::Ipv4Addr = g
-                .parse()
-                .map_err(|_| bad(format!("--gateway {g:?} is not an IPv4 address")))?;
-            if !subnet.contains_host(ip) {
-                return Err(bad(format!(
-                    "--gateway {ip} is not a host address of {subnet}"
-                )));
-            }
-            Some(ip)
-        }
+    if let Some(ip) = f.gateway.filter(|ip| !subnet.contains_host(*ip)) {
+        return Err(bad(format!(
+            "--gateway {ip} is not a host address of {subnet}"
+        )));
+    }
+    let ip_range = match &n.ip_range {
+        Some(r) => Some(
+            r.parse()
+                .map_err(|e| bad(format!("--ip-range {r:?}: {e}")))?,
+        ),
         None => None,
     };
     let cfg = NetworkConfig {
         name: n.name.clone(),
         bridge,
         subnet,
-        gateway,
+        gateway: f.gateway,
         internal: n.internal,
-        mtu: None,
+        mtu,
         dns_enabled: n.dns,
+        ip_range,
+        subnet6,
+        gateway6: f.gateway6,
     };
+    // What netd would refuse (IPv6 gateway outside its subnet, a reserved
+    // IPv6 range, an ip range outside the subnet, the MTU's range).
+    berth_netd::check_network(&cfg).map_err(|e| bad(e.to_string()))?;
     let d = dir(root);
     std::fs::create_dir_all(&d).map_err(io("create", &d))?;
     let file = d.join(format!("{}.json", cfg.name));
@@ -217,6 +342,7 @@ pub fn write_request(root: &Path, rec: &ContainerRecord, run_dir: &Path) -> Resu
             )?,
             interface_name: Some("eth0".into()),
             static_ip: rec.options.ip,
+            static_ip6: None,
             aliases: rec.options.aliases.clone(),
         }],
         port_mappings: port_mappings(&rec.options)?,
@@ -370,4 +496,172 @@ fn users(recs: &[ContainerRecord], name: &str) -> Vec<String> {
         })
         .map(|r| r.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `network create NAME` with `args` applied, in `root`.
+    fn create_with(
+        root: &Path,
+        name: &str,
+        args: impl FnOnce(&mut NewNetwork),
+    ) -> Result<NetworkConfig> {
+        let mut n = NewNetwork {
+            name: name.into(),
+            dns: true,
+            ..NewNetwork::default()
+        };
+        args(&mut n);
+        create(root, &n)
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn ipv6_subnets_are_allocated_per_index_or_given() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let r = root.path();
+        let a = create_with(r, "a", |n| n.ipv6 = true).expect("a");
+        assert_eq!(a.subnet.to_string(), "10.89.1.0/24");
+        assert_eq!(
+            a.subnet6.map(|s| s.to_string()).as_deref(),
+            Some("fd89:0:0:1::/64")
+        );
+        assert_eq!(
+            a.gateway6().map(|g| g.to_string()).as_deref(),
+            Some("fd89:0:0:1::1")
+        );
+        let b = create_with(r, "b", |n| n.ipv6 = true).expect("b");
+        assert_eq!(
+            b.subnet6.map(|s| s.to_string()).as_deref(),
+            Some("fd89:0:0:2::/64")
+        );
+        let v4 = create_with(r, "v4", |_| {}).expect("v4 only");
+        assert_eq!((v4.subnet6, v4.gateway6()), (None, None));
+        // docker's spelling: --subnet twice (IPv6 implied), gateways by family.
+        let d = create_with(r, "d", |n| {
+            n.subnets = strings(&["10.7.0.0/24", "fd89:7::/64"]);
+            n.gateways = strings(&["fd89:7::fe", "10.7.0.254"]);
+        })
+        .expect("dual");
+        assert_eq!(
+            d.subnet6.map(|s| s.to_string()).as_deref(),
+            Some("fd89:7::/64")
+        );
+        assert_eq!(
+            d.gateway6.map(|g| g.to_string()).as_deref(),
+            Some("fd89:7::fe")
+        );
+        assert_eq!(d.gateway, Some(Ipv4Addr::new(10, 7, 0, 254)));
+        // berth's spelling, with an ip range and the MTU.
+        let e = create_with(r, "e", |n| {
+            n.subnets = strings(&["10.8.0.0/24"]);
+            n.subnet6 = Some("fd89:8::/64".into());
+            n.gateway6 = Some("fd89:8::1".into());
+            n.ip_range = Some("10.8.0.128/25".into());
+            n.options = strings(&["com.docker.network.driver.mtu=1450"]);
+        })
+        .expect("dual, berth flags");
+        assert_eq!(
+            e.ip_range.map(|s| s.to_string()).as_deref(),
+            Some("10.8.0.128/25")
+        );
+        assert_eq!(e.mtu, Some(1450));
+        let m = create_with(r, "m", |n| n.options = strings(&["mtu=1400"])).expect("mtu");
+        assert_eq!(m.mtu, Some(1400));
+        // The definitions round-trip through their files.
+        assert_eq!(get(r, "e").expect("get"), e);
+    }
+
+    fn check_refused(root: &Path, args: impl FnOnce(&mut NewNetwork), needle: &str) {
+        let e = create_with(root, "x", args).expect_err(needle);
+        assert!(e.to_string().contains(needle), "{needle:?} in {e}");
+        assert!(!root.join("networks/x.json").exists(), "written anyway");
+    }
+
+    #[test]
+    fn bad_network_definitions_are_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let r = root.path();
+        create_with(r, "taken", |n| n.subnet6 = Some("fd89:1::/48".into())).expect("taken");
+        let s = |v: &[&str]| strings(v);
+        check_refused(
+            r,
+            |n| n.subnets = s(&["10.1.0.0/24", "10.2.0.0/24"]),
+            "at most one IPv4",
+        );
+        check_refused(
+            r,
+            |n| n.subnets = s(&["fd89:2::/64", "fd89:3::/64"]),
+            "one IPv6 subnet",
+        );
+        check_refused(
+            r,
+            |n| {
+                n.subnets = s(&["fd89:2::/64"]);
+                n.subnet6 = Some("fd89:3::/64".into());
+            },
+            "one IPv6 subnet",
+        );
+        check_refused(
+            r,
+            |n| n.subnet6 = Some("10.0.0.0/24".into()),
+            "is an IPv4 subnet, not IPv6",
+        );
+        check_refused(r, |n| n.subnets = s(&["fd89::1/64"]), "host bits");
+        check_refused(
+            r,
+            |n| n.subnet6 = Some("fe80::/64".into()),
+            "not a unicast range",
+        );
+        check_refused(
+            r,
+            |n| n.subnet6 = Some("fd89:1:0:5::/64".into()),
+            "overlaps network taken",
+        );
+        check_refused(
+            r,
+            |n| {
+                n.subnet6 = Some("fd89:2::/64".into());
+                n.gateway6 = Some("fd89:3::1".into());
+            },
+            "is not a host address of fd89:2::/64",
+        );
+        check_refused(r, |n| n.gateway6 = Some("fd89:2::1".into()), "needs --ipv6");
+        check_refused(
+            r,
+            |n| n.gateway6 = Some("10.0.0.1".into()),
+            "not an IPv6 address",
+        );
+        check_refused(r, |n| n.gateways = s(&["nope"]), "not an IP address");
+        check_refused(
+            r,
+            |n| n.ip_range = Some("10.1.0.0/26".into()),
+            "needs an IPv4 --subnet",
+        );
+        check_refused(
+            r,
+            |n| {
+                n.subnets = s(&["10.1.0.0/24"]);
+                n.ip_range = Some("10.2.0.0/26".into());
+            },
+            "is not inside subnet",
+        );
+        check_refused(
+            r,
+            |n| {
+                n.subnets = s(&["10.1.0.0/24"]);
+                n.ip_range = Some("fd89:2::/64".into());
+            },
+            "is an IPv6 subnet, not IPv4",
+        );
+        check_refused(r, |n| n.options = s(&["foo=1"]), "unknown option");
+        check_refused(r, |n| n.options = s(&["mtu"]), "expected KEY=VALUE");
+        check_refused(r, |n| n.options = s(&["mtu=big"]), "not a number");
+        check_refused(r, |n| n.options = s(&["mtu=10"]), "mtu 10 is outside");
+    }
 }

@@ -103,6 +103,7 @@ fn with_lease(state: &State, req: &Request, planned: &[Planned], netns: &Path) -
         .map(|p| LeaseAttachment {
             network: p.config.name.clone(),
             ip: p.ip,
+            ip6: p.ip6,
             host_interface: p.host_veth.clone(),
             interface: p.interface.clone(),
             aliases: p.aliases.clone(),
@@ -165,25 +166,55 @@ fn ensure_bridge(host: &mut Netlink, p: &Planned, undo: &mut Vec<Undo>) -> Resul
         // Only on interfaces netd creates: 127.0.0.0/8 sources may be routed
         // out of the bridge (DNAT of published ports from localhost), and
         // packets arriving on it may be forwarded (hairpin, outbound NAT).
-        sysctl(&n.bridge, "route_localnet", "1")?;
-        sysctl(&n.bridge, "forwarding", if n.internal { "0" } else { "1" })?;
+        sysctl("ipv4", &n.bridge, "route_localnet", "1")?;
+        sysctl(
+            "ipv4",
+            &n.bridge,
+            "forwarding",
+            if n.internal { "0" } else { "1" },
+        )?;
+        if n.subnet6.is_some() {
+            // A host booted with IPv6 off by default still gets it here.
+            sysctl("ipv6", &n.bridge, "disable_ipv6", "0")?;
+            // IPv6 forwarding per interface (Linux 6.17+): what
+            // `forwarding` above is for IPv4. Older kernels only have the
+            // global switch, which netd leaves alone.
+            let key = "force_forwarding";
+            if Path::new(&format!("/proc/sys/net/ipv6/conf/{}/{key}", n.bridge)).exists() {
+                sysctl("ipv6", &n.bridge, key, if n.internal { "0" } else { "1" })?;
+            }
+        }
     }
     let index = index_of(host, &n.bridge)?;
     let (gw, prefix) = (n.gateway(), n.subnet.prefix());
+    let addr_err = |ip: std::net::IpAddr, prefix| {
+        let name = n.bridge.clone();
+        move |source| Error::AddAddr {
+            name,
+            ip,
+            prefix,
+            source,
+        }
+    };
     let has_gw = host
         .addrs()
         .map_err(Error::ListHost)?
         .iter()
         .any(|a| a.index == index && a.ip == gw);
     if !has_gw {
-        let addr_err = |source| Error::AddAddr {
-            name: n.bridge.clone(),
-            ip: gw,
-            prefix,
-            source,
-        };
         host.add_addr(index, gw, prefix, n.subnet.broadcast())
-            .map_err(addr_err)?;
+            .map_err(addr_err(gw.into(), prefix))?;
+    }
+    if let (Some(subnet6), Some(gw6)) = (n.subnet6, n.gateway6()) {
+        let has_gw6 = host
+            .addrs6()
+            .map_err(Error::ListHost)?
+            .iter()
+            .any(|a| a.index == index && a.ip == gw6);
+        if !has_gw6 {
+            host.add_addr6(index, gw6, subnet6.prefix())
+                .map_err(addr_err(gw6.into(), subnet6.prefix()))?;
+        }
     }
     host.set_up(index, None).map_err(|source| Error::LinkUp {
         name: n.bridge.clone(),
@@ -208,10 +239,21 @@ fn configure_inside(inside: &mut Netlink, p: &Planned) -> Result<InterfaceResult
         .add_addr(link.index, p.ip, prefix, n.subnet.broadcast())
         .map_err(|source| Error::AddAddr {
             name: p.interface.clone(),
-            ip: p.ip,
+            ip: p.ip.into(),
             prefix,
             source,
         })?;
+    let v6 = n.subnet6.zip(p.ip6).zip(n.gateway6());
+    if let Some(((subnet6, ip6), _)) = v6 {
+        inside
+            .add_addr6(link.index, ip6, subnet6.prefix())
+            .map_err(|source| Error::AddAddr {
+                name: p.interface.clone(),
+                ip: ip6.into(),
+                prefix: subnet6.prefix(),
+                source,
+            })?;
+    }
     inside
         .set_up(link.index, None)
         .map_err(|source| Error::LinkUp {
@@ -222,7 +264,18 @@ fn configure_inside(inside: &mut Netlink, p: &Planned) -> Result<InterfaceResult
         let gateway = n.gateway();
         inside
             .add_default_route(gateway)
-            .map_err(|source| Error::AddRoute { gateway, source })?;
+            .map_err(|source| Error::AddRoute {
+                gateway: gateway.into(),
+                source,
+            })?;
+    }
+    if let (true, Some((_, gateway))) = (p.default_route6, v6) {
+        inside
+            .add_default_route6(gateway, link.index)
+            .map_err(|source| Error::AddRoute {
+                gateway: gateway.into(),
+                source,
+            })?;
     }
     Ok(InterfaceResult {
         network: n.name.clone(),
@@ -232,6 +285,9 @@ fn configure_inside(inside: &mut Netlink, p: &Planned) -> Result<InterfaceResult
         address: format!("{}/{}", p.ip, prefix),
         gateway: n.gateway(),
         default_route: p.default_route,
+        address6: v6.map(|((s, ip), _)| format!("{ip}/{}", s.prefix())),
+        gateway6: v6.map(|(_, gw)| gw),
+        default_route6: p.default_route6,
     })
 }
 
@@ -264,8 +320,9 @@ fn random_mac() -> [u8; 6] {
     mac
 }
 
-fn sysctl(ifname: &str, key: &str, value: &str) -> Result<(), Error> {
-    let path = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{ifname}/{key}"));
+/// `net.<family>.conf.<ifname>.<key> = value` (`family`: ipv4 or ipv6).
+fn sysctl(family: &str, ifname: &str, key: &str, value: &str) -> Result<(), Error> {
+    let path = PathBuf::from(format!("/proc/sys/net/{family}/conf/{ifname}/{key}"));
     std::fs::write(&path, value).map_err(|source| Error::Sysctl { path, source })
 }
 

@@ -1,13 +1,13 @@
 //! The DNS responder of one network: UDP on the gateway address, port 53.
 //!
-//! It answers A queries for container names and aliases leased on its
-//! network (read from the state file on every query, so it never serves a
-//! record whose lease is gone) and forwards every other query to the
+//! It answers A and AAAA queries for container names and aliases leased on
+//! its network (read from the state file on every query, so it never serves
+//! a record whose lease is gone) and forwards every other query to the
 //! upstream resolvers — unless the network is internal, where unknown names
 //! get NXDOMAIN. One responder process per network; see `responder.rs`
 //! for its lifecycle.
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use crate::state::{self, State};
 use crate::Error;
 
 const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 const RCODE_NXDOMAIN: u8 = 3;
 const RCODE_SERVFAIL: u8 = 2;
@@ -62,8 +63,8 @@ pub(crate) fn parse_query(msg: &[u8]) -> Option<Question> {
 }
 
 /// A response to `query` (header and question copied) with `answers` as A
-/// records and `rcode`.
-pub(crate) fn response(query: &[u8], q: &Question, answers: &[Ipv4Addr], rcode: u8) -> Vec<u8> {
+/// (IPv4) or AAAA (IPv6) records and `rcode`.
+pub(crate) fn response(query: &[u8], q: &Question, answers: &[IpAddr], rcode: u8) -> Vec<u8> {
     let mut r = query[..q.end].to_vec();
     let rd = query[2] & 0x01;
     r[2] = 0x80 | 0x04 | rd; // QR, AA, RD copied
@@ -71,18 +72,23 @@ pub(crate) fn response(query: &[u8], q: &Question, answers: &[Ipv4Addr], rcode: 
     r[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
     r[8..12].fill(0);
     for ip in answers {
+        let (ty, data) = match ip {
+            IpAddr::V4(ip) => (TYPE_A, ip.octets().to_vec()),
+            IpAddr::V6(ip) => (TYPE_AAAA, ip.octets().to_vec()),
+        };
         r.extend_from_slice(&[0xc0, 12]); // the question's name
-        r.extend_from_slice(&TYPE_A.to_be_bytes());
+        r.extend_from_slice(&ty.to_be_bytes());
         r.extend_from_slice(&CLASS_IN.to_be_bytes());
         r.extend_from_slice(&TTL.to_be_bytes());
-        r.extend_from_slice(&4u16.to_be_bytes());
-        r.extend_from_slice(&ip.octets());
+        r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        r.extend_from_slice(&data);
     }
     r
 }
 
-/// Addresses on `network` of containers called `name` (name or alias).
-pub(crate) fn lookup(state: &State, network: &str, name: &str) -> Vec<Ipv4Addr> {
+/// Addresses (IPv4 and IPv6) on `network` of containers called `name`
+/// (name or alias).
+pub(crate) fn lookup(state: &State, network: &str, name: &str) -> Vec<IpAddr> {
     state
         .leases
         .values()
@@ -92,7 +98,7 @@ pub(crate) fn lookup(state: &State, network: &str, name: &str) -> Vec<Ipv4Addr> 
                 && (l.container_name.eq_ignore_ascii_case(name)
                     || a.aliases.iter().any(|x| x.eq_ignore_ascii_case(name)))
         })
-        .map(|(_, a)| a.ip)
+        .flat_map(|(_, a)| std::iter::once(a.ip.into()).chain(a.ip6.map(IpAddr::from)))
         .collect()
 }
 
@@ -133,11 +139,15 @@ fn answer(cfg: &ServeConfig<'_>, query: &[u8], q: &Question) -> Option<Vec<u8>> 
     };
     let ips = lookup(&state, cfg.network, &q.name);
     if !ips.is_empty() {
-        let ips = if q.qtype == TYPE_A && q.qclass == CLASS_IN {
-            ips
-        } else {
-            Vec::new()
-        };
+        // Known name: its records of the asked type, else none (NOERROR).
+        let ips: Vec<IpAddr> = ips
+            .into_iter()
+            .filter(|ip| match (q.qtype, q.qclass) {
+                (TYPE_A, CLASS_IN) => ip.is_ipv4(),
+                (TYPE_AAAA, CLASS_IN) => ip.is_ipv6(),
+                _ => false,
+            })
+            .collect();
         return Some(response(query, q, &ips, 0));
     }
     if cfg.internal || cfg.upstreams.is_empty() {
@@ -196,7 +206,7 @@ mod tests {
         let msg = query("Web.example", TYPE_A);
         let q = parse_query(&msg).expect("query");
         assert_eq!((q.name.as_str(), q.qtype), ("web.example", TYPE_A));
-        let r = response(&msg, &q, &[Ipv4Addr::new(10, 0, 0, 2)], 0);
+        let r = response(&msg, &q, &[Ipv4Addr::new(10, 0, 0, 2).into()], 0);
         assert_eq!(&r[..2], &[0x12, 0x34]);
         assert_eq!(r[2] & 0x80, 0x80, "QR set");
         assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1);
@@ -206,12 +216,13 @@ mod tests {
         assert!(parse_query(&msg[..10]).is_none());
     }
 
-    fn state_with(name: &str, alias: &str, ip: Ipv4Addr) -> State {
+    fn state_with(name: &str, alias: &str, ip: Ipv4Addr, ip6: Option<&str>) -> State {
         use crate::state::{Lease, LeaseAttachment};
         let mut st = State::default();
         let att = LeaseAttachment {
             network: "n".into(),
             ip,
+            ip6: ip6.map(|a| a.parse().expect("ipv6")),
             host_interface: "vb0".into(),
             interface: "eth0".into(),
             aliases: vec![alias.into()],
@@ -243,20 +254,23 @@ mod tests {
     #[test]
     fn answers_from_the_state_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let st = state_with("web", "www", Ipv4Addr::new(10, 0, 0, 2));
+        let st = state_with("web", "www", Ipv4Addr::new(10, 0, 0, 2), None);
         std::fs::write(
             dir.path().join("state.json"),
             serde_json::to_vec(&st).expect("json"),
         )
         .expect("write");
-        assert_eq!(lookup(&st, "n", "WEB"), vec![Ipv4Addr::new(10, 0, 0, 2)]);
+        assert_eq!(
+            lookup(&st, "n", "WEB"),
+            vec![IpAddr::from(Ipv4Addr::new(10, 0, 0, 2))]
+        );
         assert!(lookup(&st, "other", "web").is_empty());
         assert_eq!(check(dir.path(), false, "web", TYPE_A), (0, 1));
         assert_eq!(check(dir.path(), false, "www", TYPE_A), (0, 1));
         assert_eq!(
-            check(dir.path(), false, "web", 28),
+            check(dir.path(), false, "web", TYPE_AAAA),
             (0, 0),
-            "AAAA of a known name"
+            "AAAA of a known name without IPv6"
         );
         assert_eq!(
             check(dir.path(), true, "unknown", TYPE_A),
@@ -266,6 +280,33 @@ mod tests {
             check(dir.path(), false, "unknown", TYPE_A),
             (RCODE_NXDOMAIN, 0),
             "no upstream"
+        );
+    }
+
+    #[test]
+    fn answers_aaaa_with_the_ipv6_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = state_with("web", "www", Ipv4Addr::new(10, 0, 0, 2), Some("fd89::2"));
+        std::fs::write(
+            dir.path().join("state.json"),
+            serde_json::to_vec(&st).expect("json"),
+        )
+        .expect("write");
+        assert_eq!(check(dir.path(), false, "www", TYPE_AAAA), (0, 1));
+        assert_eq!(check(dir.path(), false, "web", TYPE_A), (0, 1));
+        assert_eq!(check(dir.path(), false, "web", 16), (0, 0), "TXT");
+        let q = query("web", TYPE_AAAA);
+        let ips = vec![IpAddr::from(
+            "fd89::2".parse::<std::net::Ipv6Addr>().unwrap(),
+        )];
+        let r = response(&q, &parse_query(&q).expect("query"), &ips, 0);
+        // name pointer, type, class, ttl, rdlength 16, the address.
+        let rr = &r[q.len()..];
+        assert_eq!(&rr[2..4], &TYPE_AAAA.to_be_bytes());
+        assert_eq!(&rr[10..12], &16u16.to_be_bytes());
+        assert_eq!(
+            &rr[12..],
+            &"fd89::2".parse::<std::net::Ipv6Addr>().unwrap().octets()
         );
     }
 }

@@ -1,10 +1,10 @@
 //! The errors of every netd operation, and their wire codes.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use crate::wire::{ErrorCode, Protocol, Subnet};
+use crate::wire::{ErrorCode, Protocol, Subnet, Subnet6};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,6 +33,30 @@ pub enum Error {
         ip: Ipv4Addr,
         subnet: Subnet,
     },
+    #[error("network {network:?}: ip range {range} is not inside subnet {subnet}")]
+    IpRangeOutsideSubnet {
+        network: String,
+        range: Subnet,
+        subnet: Subnet,
+    },
+    #[error("network {network:?}: IPv6 subnet {subnet} is not a unicast range (it overlaps ::/8, fe80::/10 or ff00::/8)")]
+    Subnet6Reserved { network: String, subnet: Subnet6 },
+    #[error("network {network:?}: gateway6 {gateway} is given without subnet6")]
+    Gateway6WithoutSubnet { network: String, gateway: Ipv6Addr },
+    #[error("network {network:?}: gateway6 {gateway} is not a host address of {subnet}")]
+    Gateway6OutsideSubnet {
+        network: String,
+        gateway: Ipv6Addr,
+        subnet: Subnet6,
+    },
+    #[error("network {network:?}: static ip6 {ip} is given but the network has no subnet6")]
+    StaticIp6WithoutSubnet { network: String, ip: Ipv6Addr },
+    #[error("network {network:?}: static ip6 {ip} is not a free host address of {subnet}")]
+    StaticIp6OutsideSubnet {
+        network: String,
+        ip: Ipv6Addr,
+        subnet: Subnet6,
+    },
     #[error("network {network:?}: mtu {mtu} is outside 68..=65535")]
     BadMtu { network: String, mtu: u32 },
     #[error("network {0:?} is attached twice")]
@@ -59,12 +83,22 @@ pub enum Error {
         other_subnet: Subnet,
     },
     #[error(
+        "network {network:?}: IPv6 subnet {subnet} overlaps network {other:?} ({other_subnet})"
+    )]
+    Subnet6Overlap {
+        network: String,
+        subnet: Subnet6,
+        other: String,
+        other_subnet: Subnet6,
+    },
+    #[error(
         "network {network:?}: subnet {subnet} overlaps {ip}/{prefix} on host interface {iface:?}"
     )]
     SubnetOverlapsHost {
         network: String,
-        subnet: Subnet,
-        ip: Ipv4Addr,
+        /// `subnet` or `subnet6`, as written.
+        subnet: String,
+        ip: IpAddr,
         prefix: u8,
         iface: String,
     },
@@ -83,11 +117,15 @@ pub enum Error {
     #[error("network {network:?}: address {ip} is in use by container {owner:?}")]
     IpInUse {
         network: String,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         owner: String,
     },
-    #[error("network {network:?}: no free address in {subnet}")]
-    SubnetFull { network: String, subnet: Subnet },
+    #[error("network {network:?}: no free address in {pool}")]
+    SubnetFull {
+        network: String,
+        /// The subnet, ip range or IPv6 subnet, as written.
+        pool: String,
+    },
     #[error("container {0:?} is already set up")]
     AlreadySetUp(String),
     #[error("host port {port}/{protocol} is already published by container {owner:?}")]
@@ -203,14 +241,14 @@ pub enum Error {
     #[error("add address {ip}/{prefix} to {name:?}")]
     AddAddr {
         name: String,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         prefix: u8,
         #[source]
         source: io::Error,
     },
     #[error("add default route via {gateway}")]
     AddRoute {
-        gateway: Ipv4Addr,
+        gateway: IpAddr,
         #[source]
         source: io::Error,
     },
@@ -271,6 +309,12 @@ impl Error {
             | BadNetworkName(_)
             | GatewayOutsideSubnet { .. }
             | StaticIpOutsideSubnet { .. }
+            | IpRangeOutsideSubnet { .. }
+            | Subnet6Reserved { .. }
+            | Gateway6WithoutSubnet { .. }
+            | Gateway6OutsideSubnet { .. }
+            | StaticIp6WithoutSubnet { .. }
+            | StaticIp6OutsideSubnet { .. }
             | BadMtu { .. }
             | DuplicateNetwork(_)
             | DuplicateInterface(_)
@@ -278,6 +322,7 @@ impl Error {
             | BadPortRange { .. }
             | DuplicatePort { .. } => ErrorCode::InvalidRequest,
             SubnetOverlap { .. }
+            | Subnet6Overlap { .. }
             | SubnetOverlapsHost { .. }
             | NetworkMismatch { .. }
             | BridgeInUse { .. }

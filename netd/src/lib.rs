@@ -25,6 +25,7 @@ pub mod state;
 pub mod wire;
 
 mod apply;
+mod ipam;
 mod plan;
 mod responder;
 mod teardown;
@@ -34,6 +35,7 @@ use std::path::PathBuf;
 
 pub use apply::setup;
 pub use error::Error;
+pub use plan::check_network;
 pub use teardown::teardown;
 
 /// Settings that come from the command line rather than the request.
@@ -41,7 +43,7 @@ pub use teardown::teardown;
 pub struct Options {
     /// Where leases live (`--state-dir`).
     pub state_dir: PathBuf,
-    /// The nftables table (family `ip`) netd owns (`--nft-table`).
+    /// The nftables table (family `inet`) netd owns (`--nft-table`).
     pub nft_table: String,
     /// The `berth-netd` binary, run as `dns-serve` for DNS responders.
     pub exe: PathBuf,

@@ -21,7 +21,7 @@ struct Cli {
     /// Lease and lock directory.
     #[arg(long, global = true, env = "BERTH_NETD_STATE_DIR", default_value = berth_netd::state::DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
-    /// The nftables table (family ip) netd owns; nothing else is touched.
+    /// The nftables table (family inet) netd owns; nothing else is touched.
     #[arg(long, global = true, env = "BERTH_NETD_NFT_TABLE", default_value = berth_netd::nft::DEFAULT_TABLE)]
     nft_table: String,
     /// Upstream resolver for names DNS responders do not know (repeatable);

@@ -8,7 +8,7 @@
 //! how the inside of a container is configured (see [`crate::netns`]).
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -34,6 +34,7 @@ const RTM_NEWROUTE: u16 = 24;
 
 const AF_UNSPEC: u8 = 0;
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 const IFF_UP: u32 = 0x1;
 const NLA_F_NESTED: u16 = 0x8000;
 
@@ -50,7 +51,13 @@ const VETH_INFO_PEER: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
+const IFA_FLAGS: u16 = 8;
+/// No duplicate address detection: usable at once, never "tentative".
+const IFA_F_NODAD: u32 = 0x02;
+const IFA_F_TENTATIVE: u32 = 0x40;
+const IFA_F_DADFAILED: u32 = 0x08;
 
+const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
@@ -75,6 +82,28 @@ pub struct Addr {
     pub index: u32,
     pub ip: Ipv4Addr,
     pub prefix: u8,
+}
+
+/// An IPv6 address on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr6 {
+    pub index: u32,
+    pub ip: Ipv6Addr,
+    pub prefix: u8,
+    /// `IFA_F_*` (the extended `IFA_FLAGS` when the kernel sends them).
+    pub flags: u32,
+}
+
+impl Addr6 {
+    /// Still in (or failed) duplicate address detection: not usable.
+    pub fn tentative(&self) -> bool {
+        self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) != 0
+    }
+
+    /// Link-local (`fe80::/10`).
+    pub fn link_local(&self) -> bool {
+        self.ip.segments()[0] & 0xffc0 == 0xfe80
+    }
 }
 
 /// A netlink message under construction: header, fixed part, attributes.
@@ -272,6 +301,17 @@ impl Netlink {
             .collect())
     }
 
+    /// Every IPv6 address.
+    pub fn addrs6(&mut self) -> io::Result<Vec<Addr6>> {
+        let mut m = Msg::new(RTM_GETADDR, NLM_F_DUMP);
+        m.bytes(&[AF_INET6, 0, 0, 0]).bytes(&0u32.to_ne_bytes());
+        Ok(self
+            .request(&mut m)?
+            .iter()
+            .filter_map(|p| parse_addr6(p))
+            .collect())
+    }
+
     /// Create a bridge with a fixed MAC address (fails with EEXIST if the
     /// name is taken). Without a set address a bridge takes the lowest MAC
     /// of its ports and changes it when that port leaves, which breaks
@@ -350,23 +390,51 @@ impl Netlink {
         self.request(&mut m).map(drop)
     }
 
-    /// Add a default route via `gateway` in the main table.
-    pub fn add_default_route(&mut self, gateway: Ipv4Addr) -> io::Result<()> {
-        let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
-        m.bytes(&[
-            AF_INET,
-            0,
-            0,
-            0,
-            RT_TABLE_MAIN,
-            RTPROT_BOOT,
-            RT_SCOPE_UNIVERSE,
-            RTN_UNICAST,
-        ]);
-        m.bytes(&0u32.to_ne_bytes())
-            .attr(RTA_GATEWAY, &gateway.octets());
+    /// Add IPv6 `ip/prefix` to link `index` without duplicate address
+    /// detection (netd hands out every address exactly once; with DAD the
+    /// address would be unusable for a second or so after setup).
+    pub fn add_addr6(&mut self, index: u32, ip: Ipv6Addr, prefix: u8) -> io::Result<()> {
+        let mut m = Msg::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+        m.bytes(&[AF_INET6, prefix, IFA_F_NODAD as u8, RT_SCOPE_UNIVERSE])
+            .bytes(&index.to_ne_bytes());
+        m.attr(IFA_LOCAL, &ip.octets())
+            .attr(IFA_ADDRESS, &ip.octets())
+            .attr_u32(IFA_FLAGS, IFA_F_NODAD);
         self.request(&mut m).map(drop)
     }
+
+    /// Add a default route via `gateway` in the main table.
+    pub fn add_default_route(&mut self, gateway: Ipv4Addr) -> io::Result<()> {
+        let mut m = route_msg(AF_INET);
+        m.attr(RTA_GATEWAY, &gateway.octets());
+        self.request(&mut m).map(drop)
+    }
+
+    /// Add an IPv6 default route via `gateway` on link `index`.
+    pub fn add_default_route6(&mut self, gateway: Ipv6Addr, index: u32) -> io::Result<()> {
+        let mut m = route_msg(AF_INET6);
+        m.attr(RTA_GATEWAY, &gateway.octets())
+            .attr_u32(RTA_OIF, index);
+        self.request(&mut m).map(drop)
+    }
+}
+
+/// `RTM_NEWROUTE` for a default route of `family` in the main table
+/// (attributes follow).
+fn route_msg(family: u8) -> Msg {
+    let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+    m.bytes(&[
+        family,
+        0,
+        0,
+        0,
+        RT_TABLE_MAIN,
+        RTPROT_BOOT,
+        RT_SCOPE_UNIVERSE,
+        RTN_UNICAST,
+    ]);
+    m.bytes(&0u32.to_ne_bytes());
+    m
 }
 
 fn parse_link(p: &[u8]) -> Option<Link> {
@@ -420,6 +488,31 @@ fn parse_addr(p: &[u8]) -> Option<Addr> {
     })
 }
 
+fn parse_addr6(p: &[u8]) -> Option<Addr6> {
+    if *p.first()? != AF_INET6 {
+        return None;
+    }
+    let prefix = *p.get(1)?;
+    let mut flags = u32::from(*p.get(2)?);
+    let index = ne_u32(p.get(4..8)?)?;
+    let mut ip = None;
+    for (ty, v) in attrs(p.get(8..)?) {
+        let octets: Option<[u8; 16]> = v.try_into().ok();
+        match (ty, octets) {
+            (IFA_LOCAL, Some(o)) => ip = Some(Ipv6Addr::from(o)),
+            (IFA_ADDRESS, Some(o)) if ip.is_none() => ip = Some(Ipv6Addr::from(o)),
+            (IFA_FLAGS, _) => flags = ne_u32(v).unwrap_or(flags),
+            _ => {}
+        }
+    }
+    Some(Addr6 {
+        index,
+        ip: ip?,
+        prefix,
+        flags,
+    })
+}
+
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter()
@@ -459,5 +552,20 @@ mod tests {
         let l = parse_link(&b[NLMSG_HDR..]).unwrap();
         assert_eq!((l.index, l.name.as_str(), l.mtu), (42, "eth0", Some(1400)));
         assert_eq!(format_mac(&l.mac.unwrap()), "02:00:00:00:00:01");
+    }
+
+    #[test]
+    fn ipv6_address_message_roundtrip() {
+        let ip: Ipv6Addr = "fd89:0:0:1::2".parse().unwrap();
+        let mut m = Msg::new(RTM_NEWADDR, 0);
+        m.bytes(&[AF_INET6, 64, IFA_F_NODAD as u8, RT_SCOPE_UNIVERSE])
+            .bytes(&7u32.to_ne_bytes());
+        m.attr(IFA_ADDRESS, &ip.octets())
+            .attr_u32(IFA_FLAGS, IFA_F_NODAD | IFA_F_TENTATIVE);
+        let b = m.finish(1).to_vec();
+        let a = parse_addr6(&b[NLMSG_HDR..]).expect("addr");
+        assert_eq!((a.index, a.ip, a.prefix), (7, ip, 64));
+        assert!(a.tentative() && !a.link_local());
+        assert!(parse_addr(&b[NLMSG_HDR..]).is_none(), "not IPv4");
     }
 }

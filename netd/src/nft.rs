@@ -2,20 +2,22 @@
 //! and replaced atomically in one `nft -f -` transaction after every change.
 //!
 //! Invariant: netd only ever creates, replaces or deletes its own table
-//! (`ip berth` by default); no other table or chain is read or written.
-//! The table is a pure function of the state, so a teardown leaves exactly
-//! the rules of the remaining leases and the last teardown deletes it.
+//! (`inet berth` by default, one table for IPv4 and IPv6; an `ip` table of
+//! the same name, which netd used before dual stack, is deleted with it);
+//! no other table or chain is read or written. The table is a pure function
+//! of the state, so a teardown leaves exactly the rules of the remaining
+//! leases and the last teardown deletes it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
 use crate::state::State;
-use crate::wire::{PortMapping, Protocol};
+use crate::wire::PortMapping;
 use crate::Error;
 
-/// The default table name (family `ip`).
+/// The default table name (family `inet`).
 pub const DEFAULT_TABLE: &str = "berth";
 
 /// Whether `name` is usable as a table name (and safe to splice in a script).
@@ -29,11 +31,17 @@ pub fn valid_table_name(name: &str) -> bool {
 /// The `nft -f` script that replaces table `table` with the rules `state`
 /// needs (or deletes it when no network is in use).
 pub fn render(state: &State, table: &str) -> String {
-    let mut s = format!("table ip {table} {{}}\ndelete table ip {table}\n");
+    let mut s = String::new();
+    for family in ["ip", "inet"] {
+        let _ = writeln!(
+            s,
+            "table {family} {table} {{}}\ndelete table {family} {table}"
+        );
+    }
     if state.networks.is_empty() {
         return s;
     }
-    let _ = writeln!(s, "table ip {table} {{");
+    let _ = writeln!(s, "table inet {table} {{");
     s.push_str(
         "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n",
     );
@@ -46,19 +54,17 @@ pub fn render(state: &State, table: &str) -> String {
         for p in &lease.port_mappings {
             let daddr = p
                 .host_ip
-                .map(|ip| format!("ip daddr {ip} "))
-                .unwrap_or_default();
-            let proto = match p.protocol {
-                Protocol::Tcp => "tcp",
-                Protocol::Udp => "udp",
-            };
-            render_mapping(
-                &mut s,
-                &format!("{daddr}{proto}"),
-                p,
-                first.ip,
-                &comment(id),
-            );
+                .map(|ip| format!("ip daddr {ip}"))
+                .unwrap_or_else(|| "meta nfproto ipv4".into());
+            let proto = p.protocol;
+            let c = comment(id);
+            render_mapping(&mut s, &format!("{daddr} {proto}"), p, first.ip.into(), &c);
+            // Over IPv6 only without a host address (an IPv4 one), and never
+            // from ::1, which cannot leave the loopback device.
+            if let (Some(ip6), None) = (first.ip6, p.host_ip) {
+                let matcher = format!("ip6 daddr != ::1 {proto}");
+                render_mapping(&mut s, &matcher, p, ip6.into(), &c);
+            }
         }
     }
     s.push_str("  }\n");
@@ -71,12 +77,16 @@ pub fn render(state: &State, table: &str) -> String {
 /// DNAT rules of one mapping: one rule for a single port or a range mapped
 /// onto the same ports, else one rule per port (nft's `dnat to IP:A-B`
 /// picks any port of the range instead of keeping the offset).
-fn render_mapping(s: &mut String, matcher: &str, p: &PortMapping, ip: Ipv4Addr, comment: &str) {
+fn render_mapping(s: &mut String, matcher: &str, p: &PortMapping, ip: IpAddr, comment: &str) {
     let end = p.host_end().unwrap_or(u16::MAX);
+    let (family, bare, with_port) = match ip {
+        IpAddr::V4(ip) => ("ip", ip.to_string(), format!("{ip}:")),
+        IpAddr::V6(ip) => ("ip6", ip.to_string(), format!("[{ip}]:")),
+    };
     if p.range > 1 && p.host_port == p.container_port {
         let _ = writeln!(
             s,
-            "    {matcher} dport {}-{end} dnat to {ip} comment \"{comment}\"",
+            "    {matcher} dport {}-{end} dnat {family} to {bare} comment \"{comment}\"",
             p.host_port
         );
         return;
@@ -84,7 +94,7 @@ fn render_mapping(s: &mut String, matcher: &str, p: &PortMapping, ip: Ipv4Addr, 
     for (host, ctr) in (p.host_port..=end).zip(p.container_port..) {
         let _ = writeln!(
             s,
-            "    {matcher} dport {host} dnat to {ip}:{ctr} comment \"{comment}\""
+            "    {matcher} dport {host} dnat {family} to {with_port}{ctr} comment \"{comment}\""
         );
     }
 }
@@ -107,12 +117,23 @@ fn render_postrouting(state: &State, s: &mut String) {
         if !n.config.internal {
             let _ = writeln!(s, "    oifname != \"{br}\" ip saddr {net} masquerade");
         }
+        let Some(net6) = n.config.subnet6 else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "    oifname \"{br}\" ip6 saddr {net6} ct status dnat masquerade"
+        );
+        if !n.config.internal {
+            let _ = writeln!(s, "    oifname != \"{br}\" ip6 saddr {net6} masquerade");
+        }
     }
     s.push_str("  }\n");
 }
 
 /// Isolation: nothing is routed into or out of an internal network's
-/// bridge, nor between two netd bridges except to published ports.
+/// bridge, nor between two netd bridges except to published ports (the
+/// rules match interfaces, so they hold for IPv4 and IPv6 alike).
 fn render_forward(state: &State, s: &mut String) {
     s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
     for n in state.networks.values().filter(|n| n.config.internal) {
@@ -180,7 +201,7 @@ fn run_script(script: &str, action: &'static str) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::state::{Lease, LeaseAttachment, NetworkState};
-    use crate::wire::NetworkConfig;
+    use crate::wire::{NetworkConfig, Protocol};
 
     fn state(internal: bool) -> State {
         let mut st = State::default();
@@ -192,6 +213,9 @@ mod tests {
             internal,
             mtu: None,
             dns_enabled: false,
+            ip_range: None,
+            subnet6: None,
+            gateway6: None,
         };
         st.networks.insert(
             "n".into(),
@@ -203,6 +227,7 @@ mod tests {
         let att = LeaseAttachment {
             network: "n".into(),
             ip: "10.7.0.2".parse().unwrap(),
+            ip6: None,
             host_interface: "bn1".into(),
             interface: "eth0".into(),
             aliases: vec![],
@@ -228,7 +253,7 @@ mod tests {
     fn renders_dnat_and_masquerade() {
         let r = render(&state(false), "berth");
         assert!(
-            r.contains("udp dport 8080 dnat to 10.7.0.2:80 comment \"c1\""),
+            r.contains("meta nfproto ipv4 udp dport 8080 dnat ip to 10.7.0.2:80 comment \"c1\""),
             "{r}"
         );
         assert!(
@@ -236,6 +261,57 @@ mod tests {
             "{r}"
         );
         assert!(!r.contains("drop"), "{r}");
+        assert!(!r.contains("ip6"), "an IPv4-only network: {r}");
+    }
+
+    /// `state(internal)` with the network dual-stack and the container at
+    /// fd89:7::2.
+    fn dual_stack(internal: bool) -> State {
+        let mut st = state(internal);
+        for n in st.networks.values_mut() {
+            n.config.subnet6 = Some("fd89:7::/64".parse().unwrap());
+        }
+        for l in st.leases.values_mut() {
+            l.attachments[0].ip6 = Some("fd89:7::2".parse().unwrap());
+        }
+        st
+    }
+
+    #[test]
+    fn renders_ipv6_dnat_and_masquerade() {
+        let mut st = dual_stack(false);
+        let lease = st.leases.values_mut().next().expect("lease");
+        let pm = lease.port_mappings[0];
+        lease.port_mappings.push(PortMapping {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            host_port: 8443,
+            container_port: 443,
+            protocol: Protocol::Tcp,
+            ..pm
+        });
+        lease.port_mappings.push(PortMapping {
+            host_port: 9000,
+            container_port: 9000,
+            range: 2,
+            ..pm
+        });
+        let r = render(&st, "berth");
+        for want in [
+            "ip6 daddr != ::1 udp dport 8080 dnat ip6 to [fd89:7::2]:80 comment \"c1\"",
+            "ip6 daddr != ::1 udp dport 9000-9001 dnat ip6 to fd89:7::2 comment",
+            "ip daddr 127.0.0.1 tcp dport 8443 dnat ip to 10.7.0.2:443 comment",
+            "oifname \"br-t\" ip6 saddr fd89:7::/64 ct status dnat masquerade",
+            "oifname != \"br-t\" ip6 saddr fd89:7::/64 masquerade",
+        ] {
+            assert!(r.contains(want), "{want} in {r}");
+        }
+        // A mapping bound to an IPv4 host address is IPv4 only.
+        assert!(!r.contains("dport 8443 dnat ip6"), "{r}");
+        let r = render(&dual_stack(true), "berth");
+        assert!(
+            !r.contains("oifname != \"br-t\" ip6 saddr"),
+            "internal: {r}"
+        );
     }
 
     #[test]
@@ -260,15 +336,15 @@ mod tests {
         ];
         let r = render(&st, "berth");
         assert!(
-            r.contains("tcp dport 9000-9002 dnat to 10.7.0.2 comment"),
+            r.contains("tcp dport 9000-9002 dnat ip to 10.7.0.2 comment"),
             "{r}"
         );
         assert!(
-            r.contains("udp dport 7000 dnat to 10.7.0.2:80 comment"),
+            r.contains("udp dport 7000 dnat ip to 10.7.0.2:80 comment"),
             "{r}"
         );
         assert!(
-            r.contains("udp dport 7001 dnat to 10.7.0.2:81 comment"),
+            r.contains("udp dport 7001 dnat ip to 10.7.0.2:81 comment"),
             "{r}"
         );
         assert!(!r.contains("7002"), "{r}");
@@ -291,7 +367,7 @@ mod tests {
     fn empty_state_deletes_the_table_only() {
         assert_eq!(
             render(&State::default(), "t1"),
-            "table ip t1 {}\ndelete table ip t1\n"
+            "table ip t1 {}\ndelete table ip t1\ntable inet t1 {}\ndelete table inet t1\n"
         );
         assert!(
             valid_table_name("berth_x1") && !valid_table_name("1x") && !valid_table_name("a b")

@@ -6,9 +6,10 @@
 //! here has side effects beyond reading.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, UdpSocket};
 use std::path::Path;
 
+use crate::ipam::{allocate4, allocate6, overlaps_host4, overlaps_host6, reserved6};
 use crate::netlink::{Link, Netlink};
 use crate::state::State;
 use crate::wire::{NetworkConfig, PortMapping, Protocol, Request};
@@ -19,6 +20,8 @@ use crate::Error;
 pub(crate) struct Planned {
     pub config: NetworkConfig,
     pub ip: Ipv4Addr,
+    /// The IPv6 address on a dual-stack network.
+    pub ip6: Option<Ipv6Addr>,
     /// Host end of the veth pair.
     pub host_veth: String,
     /// Name inside the netns.
@@ -26,6 +29,7 @@ pub(crate) struct Planned {
     /// The bridge must be created (it does not exist on the host).
     pub create_bridge: bool,
     pub default_route: bool,
+    pub default_route6: bool,
     pub aliases: Vec<String>,
 }
 
@@ -77,16 +81,39 @@ pub(crate) fn check_request(req: &Request) -> Result<(), Error> {
                 });
             }
         }
+        check_static_ip6(&a.network, a.static_ip6)?;
         for b in &req.networks[..i] {
             if b.network.subnet.overlaps(&a.network.subnet) {
                 return Err(overlap(&a.network, &b.network));
+            }
+            if let Some(e) = overlap6(&a.network, &b.network) {
+                return Err(e);
             }
         }
     }
     check_ports(&req.port_mappings)
 }
 
-fn check_network(n: &NetworkConfig) -> Result<(), Error> {
+fn check_static_ip6(n: &NetworkConfig, ip: Option<Ipv6Addr>) -> Result<(), Error> {
+    let Some(ip) = ip else { return Ok(()) };
+    let network = n.name.clone();
+    match n.subnet6 {
+        None => Err(Error::StaticIp6WithoutSubnet { network, ip }),
+        Some(subnet) if !subnet.contains_host(ip) || Some(ip) == n.gateway6() => {
+            Err(Error::StaticIp6OutsideSubnet {
+                network,
+                ip,
+                subnet,
+            })
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Checks of a network definition on its own (name, bridge, subnets,
+/// gateways, ip range, MTU): what `setup` checks first, for callers that
+/// define networks (the engine's `network create`).
+pub fn check_network(n: &NetworkConfig) -> Result<(), Error> {
     let name_ok = (1..=64).contains(&n.name.len())
         && n.name
             .bytes()
@@ -104,12 +131,38 @@ fn check_network(n: &NetworkConfig) -> Result<(), Error> {
             subnet: n.subnet,
         });
     }
+    if let Some(range) = n.ip_range.filter(|r| !n.subnet.covers(r)) {
+        return Err(Error::IpRangeOutsideSubnet {
+            network: n.name.clone(),
+            range,
+            subnet: n.subnet,
+        });
+    }
+    check_ipv6(n)?;
     match n.mtu {
         Some(mtu) if !(68..=65535).contains(&mtu) => Err(Error::BadMtu {
             network: n.name.clone(),
             mtu,
         }),
         _ => Ok(()),
+    }
+}
+
+/// `subnet6` is a unicast range and `gateway6` one of its host addresses.
+fn check_ipv6(n: &NetworkConfig) -> Result<(), Error> {
+    let network = n.name.clone();
+    match (n.subnet6, n.gateway6) {
+        (None, None) => Ok(()),
+        (None, Some(gateway)) => Err(Error::Gateway6WithoutSubnet { network, gateway }),
+        (Some(subnet), _) if reserved6(&subnet) => Err(Error::Subnet6Reserved { network, subnet }),
+        (Some(subnet), Some(gateway)) if !subnet.contains_host(gateway) => {
+            Err(Error::Gateway6OutsideSubnet {
+                network,
+                gateway,
+                subnet,
+            })
+        }
+        (Some(_), _) => Ok(()),
     }
 }
 
@@ -144,6 +197,17 @@ fn ports_clash(a: &PortMapping, b: &PortMapping) -> bool {
         && (a.host_ip.is_none() || b.host_ip.is_none() || a.host_ip == b.host_ip)
 }
 
+/// The IPv6 subnets of `n` and `other` overlap.
+fn overlap6(n: &NetworkConfig, other: &NetworkConfig) -> Option<Error> {
+    let (a, b) = (n.subnet6?, other.subnet6?);
+    a.overlaps(&b).then(|| Error::Subnet6Overlap {
+        network: n.name.clone(),
+        subnet: a,
+        other: other.name.clone(),
+        other_subnet: b,
+    })
+}
+
 fn overlap(n: &NetworkConfig, other: &NetworkConfig) -> Error {
     Error::SubnetOverlap {
         network: n.name.clone(),
@@ -176,32 +240,18 @@ pub(crate) fn plan(
         return Err(Error::AlreadySetUp(req.container_id.clone()));
     }
     let links = host.links().map_err(Error::ListHost)?;
-    let addrs = host.addrs().map_err(Error::ListHost)?;
+    let v6 = req.networks.iter().any(|a| a.network.subnet6.is_some());
+    let addrs = host_addresses(host, v6)?;
     let mut out = Vec::new();
-    let mut routed = false;
+    let (mut routed, mut routed6) = (false, false);
     for (i, a) in req.networks.iter().enumerate() {
         let n = &a.network;
         check_against_state(n, state)?;
         let bridge = links.iter().find(|l| l.name == n.bridge);
         check_bridge(n, bridge)?;
-        for ad in &addrs {
-            let on = links
-                .iter()
-                .find(|l| l.index == ad.index)
-                .map(|l| l.name.as_str())
-                .unwrap_or("?");
-            if on != n.bridge && addr_overlaps(n, ad.ip, ad.prefix) {
-                let iface = on.to_string();
-                return Err(Error::SubnetOverlapsHost {
-                    network: n.name.clone(),
-                    subnet: n.subnet,
-                    ip: ad.ip,
-                    prefix: ad.prefix,
-                    iface,
-                });
-            }
-        }
-        let ip = allocate(n, a.static_ip, state)?;
+        check_host_addresses(n, &links, &addrs)?;
+        let ip = allocate4(n, a.static_ip, state)?;
+        let ip6 = allocate6(n, a.static_ip6, state)?;
         let host_veth = host_veth_name(&req.container_id, &n.name);
         if links.iter().any(|l| l.name == host_veth) {
             return Err(Error::HostInterfaceExists(host_veth));
@@ -221,20 +271,76 @@ pub(crate) fn plan(
         }
         let default_route = !n.internal && !routed;
         routed |= default_route;
+        let default_route6 = !n.internal && ip6.is_some() && !routed6;
+        routed6 |= default_route6;
         let create_bridge = bridge.is_none();
         let aliases = a.aliases.clone();
         out.push(Planned {
             config: n.clone(),
             ip,
+            ip6,
             host_veth,
             interface,
             create_bridge,
             default_route,
+            default_route6,
             aliases,
         });
     }
-    check_ports_free(req, state)?;
+    let published6 = out.first().is_some_and(|p| p.ip6.is_some());
+    check_ports_free(req, state, published6)?;
     Ok(out)
+}
+
+/// The host's addresses as `(link index, address, prefix)`: IPv4, and
+/// IPv6 (but link-local) when `v6`.
+fn host_addresses(host: &mut Netlink, v6: bool) -> Result<Vec<(u32, IpAddr, u8)>, Error> {
+    let mut addrs: Vec<(u32, IpAddr, u8)> = (host.addrs().map_err(Error::ListHost)?)
+        .iter()
+        .map(|a| (a.index, a.ip.into(), a.prefix))
+        .collect();
+    if v6 {
+        let v6 = host.addrs6().map_err(Error::ListHost)?;
+        addrs.extend(
+            v6.iter()
+                .filter(|a| !a.link_local())
+                .map(|a| (a.index, a.ip.into(), a.prefix)),
+        );
+    }
+    Ok(addrs)
+}
+
+/// No address on a host interface other than `n`'s bridge shares addresses
+/// with `n`'s subnets.
+fn check_host_addresses(
+    n: &NetworkConfig,
+    links: &[Link],
+    addrs: &[(u32, IpAddr, u8)],
+) -> Result<(), Error> {
+    for &(index, ip, prefix) in addrs {
+        let on = links
+            .iter()
+            .find(|l| l.index == index)
+            .map(|l| l.name.as_str())
+            .unwrap_or("?");
+        let subnet = match ip {
+            IpAddr::V4(ip) if overlaps_host4(&n.subnet, ip, prefix) => n.subnet.to_string(),
+            IpAddr::V6(ip) if n.subnet6.is_some_and(|s| overlaps_host6(&s, ip, prefix)) => {
+                n.subnet6.map(|s| s.to_string()).unwrap_or_default()
+            }
+            _ => continue,
+        };
+        if on != n.bridge {
+            return Err(Error::SubnetOverlapsHost {
+                network: n.name.clone(),
+                subnet,
+                ip,
+                prefix,
+                iface: on.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `n` is either known to the state with the same config, or clashes with
@@ -254,6 +360,9 @@ fn check_against_state(n: &NetworkConfig, state: &State) -> Result<(), Error> {
     for other in state.networks.values() {
         if other.config.subnet.overlaps(&n.subnet) {
             return Err(overlap(n, &other.config));
+        }
+        if let Some(e) = overlap6(n, &other.config) {
+            return Err(e);
         }
         if other.config.bridge == n.bridge {
             let (network, bridge, other) =
@@ -277,44 +386,9 @@ fn check_bridge(n: &NetworkConfig, bridge: Option<&Link>) -> Result<(), Error> {
     }
 }
 
-/// Whether host address `ip/prefix` shares addresses with `n`'s subnet.
-fn addr_overlaps(n: &NetworkConfig, ip: Ipv4Addr, prefix: u8) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix.min(32)))
-    };
-    let theirs = u32::from(ip) & mask;
-    n.subnet.contains(ip) || u32::from(n.subnet.network()) & mask == theirs
-}
-
-fn allocate(
-    n: &NetworkConfig,
-    static_ip: Option<Ipv4Addr>,
-    state: &State,
-) -> Result<Ipv4Addr, Error> {
-    if let Some(ip) = static_ip {
-        return match state.ip_owner(&n.name, ip) {
-            Some(owner) => Err(Error::IpInUse {
-                network: n.name.clone(),
-                ip,
-                owner: owner.to_string(),
-            }),
-            None => Ok(ip),
-        };
-    }
-    let gw = n.gateway();
-    n.subnet
-        .hosts()
-        .find(|&ip| ip != gw && state.ip_owner(&n.name, ip).is_none())
-        .ok_or(Error::SubnetFull {
-            network: n.name.clone(),
-            subnet: n.subnet,
-        })
-}
-
-/// No other lease publishes the same port, and the host can bind it.
-fn check_ports_free(req: &Request, state: &State) -> Result<(), Error> {
+/// No other lease publishes the same port, and the host can bind it (on
+/// `::` too when the ports are also published over IPv6).
+fn check_ports_free(req: &Request, state: &State, published6: bool) -> Result<(), Error> {
     for p in &req.port_mappings {
         for (owner, lease) in &state.leases {
             if lease.port_mappings.iter().any(|q| ports_clash(p, q)) {
@@ -326,17 +400,22 @@ fn check_ports_free(req: &Request, state: &State) -> Result<(), Error> {
                 });
             }
         }
+        let mut any: Vec<IpAddr> = vec![p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).into()];
+        if published6 && p.host_ip.is_none() {
+            any.push(Ipv6Addr::UNSPECIFIED.into());
+        }
         for port in p.host_ports() {
-            let addr = (p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
-            let bound = match p.protocol {
-                Protocol::Tcp => TcpListener::bind(addr).map(drop),
-                Protocol::Udp => UdpSocket::bind(addr).map(drop),
-            };
-            bound.map_err(|source| Error::PortInUse {
-                port,
-                protocol: p.protocol,
-                source,
-            })?;
+            for &ip in &any {
+                let bound = match p.protocol {
+                    Protocol::Tcp => TcpListener::bind((ip, port)).map(drop),
+                    Protocol::Udp => UdpSocket::bind((ip, port)).map(drop),
+                };
+                bound.map_err(|source| Error::PortInUse {
+                    port,
+                    protocol: p.protocol,
+                    source,
+                })?;
+            }
         }
     }
     Ok(())
@@ -359,9 +438,13 @@ mod tests {
                     internal: false,
                     mtu: None,
                     dns_enabled: false,
+                    ip_range: None,
+                    subnet6: None,
+                    gateway6: None,
                 },
                 interface_name: None,
                 static_ip: None,
+                static_ip6: None,
                 aliases: vec![],
             })
             .collect();
@@ -438,6 +521,59 @@ mod tests {
             range: 2,
             ..pm
         }];
+        check(&r, Some(InvalidRequest));
+    }
+
+    #[test]
+    fn dual_stack_request_checks() {
+        use crate::wire::ErrorCode::*;
+        let v6 = |r: &mut Request, i: usize, s: &str| {
+            r.networks[i].network.subnet6 = Some(s.parse().unwrap());
+        };
+        let mut r = req(&[("a", "10.1.0.0/24"), ("b", "10.2.0.0/24")]);
+        v6(&mut r, 0, "fd89:0:0:1::/64");
+        v6(&mut r, 1, "fd89:0:0:2::/64");
+        check(&r, None);
+        // Overlapping IPv6 subnets of one request.
+        v6(&mut r, 1, "fd89::/48");
+        check(&r, Some(Conflict));
+        let mut r = req(&[("a", "10.1.0.0/24")]);
+        for reserved in ["fe80::/64", "ff02::/16", "::/96", "::/0"] {
+            v6(&mut r, 0, reserved);
+            check(&r, Some(InvalidRequest));
+        }
+        v6(&mut r, 0, "fd89:0:0:1::/64");
+        let gw6 =
+            |r: &mut Request, g: &str| r.networks[0].network.gateway6 = Some(g.parse().unwrap());
+        gw6(&mut r, "fd89:0:0:1::fe");
+        check(&r, None);
+        gw6(&mut r, "fd89:0:0:2::1");
+        check(&r, Some(InvalidRequest));
+        gw6(&mut r, "fd89:0:0:1::");
+        check(&r, Some(InvalidRequest));
+        r.networks[0].network.gateway6 = None;
+        // Static IPv6: a host address of the subnet that is not the gateway.
+        let ip6 = |r: &mut Request, a: &str| r.networks[0].static_ip6 = Some(a.parse().unwrap());
+        ip6(&mut r, "fd89:0:0:1::42");
+        check(&r, None);
+        ip6(&mut r, "fd89:0:0:1::1");
+        check(&r, Some(InvalidRequest));
+        ip6(&mut r, "fd89:0:0:9::42");
+        check(&r, Some(InvalidRequest));
+        // gateway6 or static_ip6 without subnet6.
+        let mut r = req(&[("a", "10.1.0.0/24")]);
+        ip6(&mut r, "fd89:0:0:1::42");
+        check(&r, Some(InvalidRequest));
+        let mut r = req(&[("a", "10.1.0.0/24")]);
+        gw6(&mut r, "fd89:0:0:1::1");
+        check(&r, Some(InvalidRequest));
+        // The ip range lies inside the subnet.
+        let mut r = req(&[("a", "10.1.0.0/24")]);
+        r.networks[0].network.ip_range = Some("10.1.0.64/26".parse().unwrap());
+        check(&r, None);
+        r.networks[0].network.ip_range = Some("10.1.0.0/16".parse().unwrap());
+        check(&r, Some(InvalidRequest));
+        r.networks[0].network.ip_range = Some("10.9.0.0/26".parse().unwrap());
         check(&r, Some(InvalidRequest));
     }
 

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -51,6 +51,9 @@ pub struct Lease {
 pub struct LeaseAttachment {
     pub network: String,
     pub ip: Ipv4Addr,
+    /// The IPv6 address on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     pub host_interface: String,
     pub interface: String,
     pub aliases: Vec<String>,
@@ -63,6 +66,16 @@ impl State {
             l.attachments
                 .iter()
                 .any(|a| a.network == network && a.ip == ip)
+                .then_some(id.as_str())
+        })
+    }
+
+    /// The container holding IPv6 address `ip` on `network`, if any.
+    pub fn ip6_owner(&self, network: &str, ip: Ipv6Addr) -> Option<&str> {
+        self.leases.iter().find_map(|(id, l)| {
+            l.attachments
+                .iter()
+                .any(|a| a.network == network && a.ip6 == Some(ip))
                 .then_some(id.as_str())
         })
     }

@@ -5,10 +5,14 @@
 //! types. `netd/PROTOCOL.md` documents them field by field.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+mod subnet;
+
+pub use subnet::{Subnet, Subnet6, SubnetParseError};
 
 /// The request read from stdin (or `--file`) by `setup` and `teardown`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +46,10 @@ pub struct Attachment {
     /// A static address instead of the next free one.
     #[serde(default)]
     pub static_ip: Option<Ipv4Addr>,
+    /// A static IPv6 address instead of the next free one (the network
+    /// must have `subnet6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_ip6: Option<Ipv6Addr>,
     /// Extra names the container answers to on this network.
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -71,12 +79,30 @@ pub struct NetworkConfig {
     /// names and aliases of this network (user-defined networks).
     #[serde(default)]
     pub dns_enabled: bool,
+    /// Automatic IPv4 addresses come from this part of `subnet` only
+    /// (static ones and the gateway may be anywhere in the subnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Subnet>,
+    /// The IPv6 subnet of a dual-stack network, e.g. `fd89:0:0:1::/64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Subnet6>,
+    /// The bridge's IPv6 address and the containers' IPv6 default
+    /// gateway; default: `::1` of `subnet6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 impl NetworkConfig {
     /// The gateway, defaulting to the first host address of the subnet.
     pub fn gateway(&self) -> Ipv4Addr {
         self.gateway.unwrap_or_else(|| self.subnet.first_host())
+    }
+
+    /// The IPv6 gateway of a dual-stack network, defaulting to `::1` of
+    /// its subnet.
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.gateway6
+            .or_else(|| self.subnet6.map(|s| s.first_host()))
     }
 }
 
@@ -245,6 +271,20 @@ pub struct InterfaceResult {
     /// Whether a default route via `gateway` was added (the first
     /// non-internal network only).
     pub default_route: bool,
+    /// The container's IPv6 address in CIDR form (dual-stack networks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    /// Whether an IPv6 default route via `gateway6` was added (the first
+    /// non-internal dual-stack network only).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub default_route6: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// What `teardown` prints on success.
@@ -286,113 +326,6 @@ pub enum ErrorCode {
     ApplyFailed = 5,
     /// Teardown finished but some steps failed (see `details`).
     TeardownIncomplete = 6,
-}
-
-/// An IPv4 subnet in CIDR form; serialized as `"10.89.0.0/24"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Subnet {
-    network: Ipv4Addr,
-    prefix: u8,
-}
-
-impl Subnet {
-    /// A subnet; host bits of `addr` must be zero and `prefix` at most 30
-    /// (there must be room for a gateway and a container).
-    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Subnet, SubnetParseError> {
-        if prefix > 30 {
-            return Err(SubnetParseError::Prefix(prefix));
-        }
-        let s = Subnet {
-            network: addr,
-            prefix,
-        };
-        if u32::from(addr) & !s.mask() != 0 {
-            return Err(SubnetParseError::HostBits(addr, prefix));
-        }
-        Ok(s)
-    }
-
-    pub fn network(&self) -> Ipv4Addr {
-        self.network
-    }
-
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    fn mask(&self) -> u32 {
-        if self.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.prefix))
-        }
-    }
-
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) | !self.mask())
-    }
-
-    pub fn first_host(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) + 1)
-    }
-
-    /// Whether `ip` is a usable host address (not network, not broadcast).
-    pub fn contains_host(&self, ip: Ipv4Addr) -> bool {
-        self.contains(ip) && ip != self.network && ip != self.broadcast()
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask() == u32::from(self.network)
-    }
-
-    pub fn overlaps(&self, other: &Subnet) -> bool {
-        self.contains(other.network) || other.contains(self.network)
-    }
-
-    /// Every usable host address, in order.
-    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
-        (u32::from(self.network) + 1..u32::from(self.broadcast())).map(Ipv4Addr::from)
-    }
-}
-
-impl fmt::Display for Subnet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SubnetParseError {
-    #[error("subnet {0:?} is not in ADDRESS/PREFIX form")]
-    Syntax(String),
-    #[error("subnet prefix /{0} is longer than /30")]
-    Prefix(u8),
-    #[error("subnet {0}/{1} has host bits set")]
-    HostBits(Ipv4Addr, u8),
-}
-
-impl FromStr for Subnet {
-    type Err = SubnetParseError;
-    fn from_str(s: &str) -> Result<Subnet, SubnetParseError> {
-        let syntax = || SubnetParseError::Syntax(s.to_string());
-        let (a, p) = s.split_once('/').ok_or_else(syntax)?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| syntax())?;
-        let prefix: u8 = p.parse().map_err(|_| syntax())?;
-        Subnet::new(addr, prefix)
-    }
-}
-
-impl Serialize for Subnet {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Subnet {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Subnet, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]
@@ -441,35 +374,6 @@ mod tests {
         assert_eq!(r.host_end(), None);
     }
 
-    fn check_subnet(s: &str, ok: bool) {
-        assert_eq!(s.parse::<Subnet>().is_ok(), ok, "{s}");
-    }
-
-    #[test]
-    fn subnet_parse() {
-        check_subnet("10.89.0.0/24", true);
-        check_subnet("10.89.0.1/24", false);
-        check_subnet("10.89.0.0/31", false);
-        check_subnet("10.89.0.0", false);
-        check_subnet("10.89.0/24", false);
-    }
-
-    #[test]
-    fn subnet_overlap_and_hosts() {
-        let a: Subnet = "10.0.0.0/16".parse().unwrap();
-        let b: Subnet = "10.0.5.0/24".parse().unwrap();
-        let c: Subnet = "10.1.0.0/24".parse().unwrap();
-        assert!(a.overlaps(&b) && b.overlaps(&a));
-        assert!(!a.overlaps(&c));
-        let d: Subnet = "192.168.1.0/30".parse().unwrap();
-        let hosts: Vec<_> = d.hosts().collect();
-        assert_eq!(
-            hosts,
-            vec![Ipv4Addr::new(192, 168, 1, 1), Ipv4Addr::new(192, 168, 1, 2)]
-        );
-        assert!(!d.contains_host(Ipv4Addr::new(192, 168, 1, 3)));
-    }
-
     #[test]
     fn request_roundtrip_and_defaults() {
         let j = r#"{"container_id":"c1","container_name":"web","networks":[
@@ -481,5 +385,51 @@ mod tests {
         let back: Request = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
         assert!(serde_json::from_str::<Request>(r#"{"container_id":"c"}"#).is_err());
+        // An IPv4-only request does not mention the IPv6 fields at all (an
+        // older netd, which rejects unknown fields, still reads it).
+        let j = serde_json::to_string(&r).unwrap();
+        for f in ["subnet6", "gateway6", "static_ip6", "ip_range"] {
+            assert!(!j.contains(f), "{f} in {j}");
+        }
+    }
+
+    #[test]
+    fn dual_stack_request() {
+        let j = r#"{"container_id":"c1","container_name":"web","networks":[
+            {"network":{"name":"n","bridge":"br0","subnet":"10.9.0.0/24",
+             "ip_range":"10.9.0.128/25","subnet6":"fd89:0:0:9::/64"},
+             "static_ip6":"fd89:0:0:9::42"}]}"#;
+        let r: Request = serde_json::from_str(j).unwrap();
+        let n = &r.networks[0].network;
+        assert_eq!(n.gateway6(), Some("fd89:0:0:9::1".parse().unwrap()));
+        assert_eq!(n.ip_range, Some("10.9.0.128/25".parse().unwrap()));
+        assert_eq!(
+            r.networks[0].static_ip6,
+            Some("fd89:0:0:9::42".parse().unwrap())
+        );
+        let back: Request = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        // A v4 subnet where a v6 one belongs is a parse error.
+        let bad = j.replace("fd89:0:0:9::/64", "10.10.0.0/24");
+        let e = serde_json::from_str::<Request>(&bad).unwrap_err();
+        assert!(e.to_string().contains("not IPv6"), "{e}");
+        // The result of an IPv4-only network has no IPv6 fields.
+        let res = InterfaceResult {
+            network: "n".into(),
+            name: "eth0".into(),
+            host_interface: "vb0".into(),
+            mac_address: String::new(),
+            address: "10.9.0.2/24".into(),
+            gateway: Ipv4Addr::new(10, 9, 0, 1),
+            default_route: true,
+            address6: None,
+            gateway6: None,
+            default_route6: false,
+        };
+        let j = serde_json::to_string(&res).unwrap();
+        for f in ["address6", "gateway6", "default_route6"] {
+            assert!(!j.contains(f), "{f} in {j}");
+        }
+        assert_eq!(serde_json::from_str::<InterfaceResult>(&j).unwrap(), res);
     }
 }

@@ -40,12 +40,29 @@ pub enum NetworkCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
-    /// IPv4 subnet in CIDR form (default: a free 10.89.N.0/24)
+    /// Subnet in CIDR form, IPv4 or IPv6; once per family (default: a free
+    /// 10.89.N.0/24, and with --ipv6 a free fd89:0:0:N::/64)
     #[arg(long)]
-    pub subnet: Option<String>,
-    /// Gateway address (default: the subnet's first host)
+    pub subnet: Vec<String>,
+    /// Gateway address, IPv4 or IPv6; once per family (default: the
+    /// subnet's first host, ::1 of the IPv6 subnet)
     #[arg(long)]
-    pub gateway: Option<String>,
+    pub gateway: Vec<String>,
+    /// Dual stack: IPv6 next to IPv4 (implied by an IPv6 subnet)
+    #[arg(long)]
+    pub ipv6: bool,
+    /// IPv6 subnet in CIDR form (the same as an IPv6 --subnet)
+    #[arg(long)]
+    pub subnet6: Option<String>,
+    /// IPv6 gateway (the same as an IPv6 --gateway)
+    #[arg(long)]
+    pub gateway6: Option<String>,
+    /// Allocate IPv4 addresses only from this CIDR inside --subnet
+    #[arg(long)]
+    pub ip_range: Option<String>,
+    /// Driver option KEY=VALUE: mtu=N (also com.docker.network.driver.mtu)
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
     /// Bridge interface name (default: berthN)
     #[arg(long)]
     pub bridge: Option<String>,
@@ -69,12 +86,27 @@ pub struct LsArgs {
 }
 
 fn view(c: &berth_netd::wire::NetworkConfig, users: &[String]) -> Value {
+    let mut ipam =
+        vec![json!({"Subnet": c.subnet.to_string(), "Gateway": c.gateway().to_string()})];
+    if let Some(r) = c.ip_range {
+        ipam[0]["IPRange"] = json!(r.to_string());
+    }
+    if let (Some(s), Some(g)) = (c.subnet6, c.gateway6()) {
+        ipam.push(json!({"Subnet": s.to_string(), "Gateway": g.to_string()}));
+    }
+    let mut options = serde_json::Map::new();
+    if let Some(mtu) = c.mtu {
+        options.insert("mtu".into(), json!(mtu.to_string()));
+    }
     json!({
         "Name": c.name,
         "Driver": "bridge",
         "NetworkInterface": c.bridge,
         "Subnet": c.subnet.to_string(),
         "Gateway": c.gateway().to_string(),
+        "EnableIPv6": c.subnet6.is_some(),
+        "IPAM": {"Driver": "default", "Config": ipam},
+        "Options": options,
         "Internal": c.internal,
         "DNSEnabled": c.dns_enabled,
         "Containers": users,
@@ -87,8 +119,13 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         NetworkCommand::Create(c) => {
             let n = berth_engine::NewNetwork {
                 name: c.name.clone(),
-                subnet: c.subnet,
-                gateway: c.gateway,
+                subnets: c.subnet,
+                gateways: c.gateway,
+                subnet6: c.subnet6,
+                gateway6: c.gateway6,
+                ipv6: c.ipv6,
+                ip_range: c.ip_range,
+                options: c.opt,
                 bridge: c.bridge,
                 internal: c.internal,
                 dns: !c.disable_dns,

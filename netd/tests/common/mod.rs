@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -33,6 +33,14 @@ pub fn subnet() -> (String, [u8; 3]) {
     let a = 100 + (std::process::id() % 150) as u8;
     let b = (n % 250) as u8;
     (format!("10.{a}.{b}.0/24"), [10, a, b])
+}
+
+/// An IPv6 /64 unlikely to be used by a concurrent test process, and its
+/// prefix to build addresses from (`format!("{p}2")`).
+pub fn subnet6() -> (String, String) {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let prefix = format!("fd89:{:x}:{n:x}::", std::process::id() & 0xffff);
+    (format!("{prefix}/64"), prefix)
 }
 
 /// Everything one test created; removed on drop.
@@ -148,7 +156,7 @@ impl Env {
     /// Whether our nft table exists.
     pub fn table_exists(&self) -> bool {
         Command::new("nft")
-            .args(["list", "table", "ip", &self.table])
+            .args(["list", "table", "inet", &self.table])
             .output()
             .expect("nft")
             .status
@@ -158,7 +166,7 @@ impl Env {
     /// The table as `nft -j` JSON (Null when absent).
     pub fn table_json(&self) -> Value {
         let out = Command::new("nft")
-            .args(["-j", "list", "table", "ip", &self.table])
+            .args(["-j", "list", "table", "inet", &self.table])
             .output()
             .expect("nft");
         if !out.status.success() {
@@ -185,7 +193,7 @@ impl Drop for Env {
         }
         if self.table_exists() {
             let _ = Command::new("nft")
-                .args(["delete", "table", "ip", &self.table])
+                .args(["delete", "table", "inet", &self.table])
                 .status();
         }
     }
@@ -227,6 +235,18 @@ pub fn addrs_in(netns: &Path) -> Vec<String> {
         .collect()
 }
 
+/// IPv6 addresses inside `netns`, as `ip/prefix`, with whether each is
+/// still tentative (in duplicate address detection).
+pub fn addrs6_in(netns: &Path) -> Vec<(String, bool)> {
+    let ns = berth_netd::netns::Netns::open(netns).expect("open netns");
+    let mut nl = ns.netlink().expect("netlink in netns");
+    nl.addrs6()
+        .expect("addrs6")
+        .into_iter()
+        .map(|a| (format!("{}/{}", a.ip, a.prefix), a.tentative()))
+        .collect()
+}
+
 /// A single-network request.
 pub fn request(id: &str, bridge: &str, subnet: &str, extra_net: Value, ports: Value) -> Value {
     let mut net = json!({"name": format!("net-{bridge}"), "bridge": bridge, "subnet": subnet});
@@ -256,21 +276,33 @@ pub struct Server {
 impl Server {
     /// TCP: every connection gets `tag` and is closed.
     pub fn tcp(netns: &Path, port: u16, tag: &'static str) -> Server {
-        Server::tcp_with(netns, port, move |_| tag.to_string())
+        Server::tcp_with(netns, Ipv4Addr::UNSPECIFIED.into(), port, move |_| {
+            tag.to_string()
+        })
+    }
+
+    /// TCP on `::` (IPv6 and, mapped, IPv4): every connection gets `tag`.
+    pub fn tcp6(netns: &Path, port: u16, tag: &'static str) -> Server {
+        Server::tcp_with(netns, Ipv6Addr::UNSPECIFIED.into(), port, move |_| {
+            tag.to_string()
+        })
     }
 
     /// TCP: every connection gets the client's address as seen here.
     pub fn tcp_peer(netns: &Path, port: u16) -> Server {
-        Server::tcp_with(netns, port, |peer| peer.ip().to_string())
+        Server::tcp_with(netns, Ipv4Addr::UNSPECIFIED.into(), port, |peer| {
+            peer.ip().to_string()
+        })
     }
 
     fn tcp_with(
         netns: &Path,
+        ip: IpAddr,
         port: u16,
         reply: impl Fn(SocketAddr) -> String + Send + 'static,
     ) -> Server {
         Server::spawn(netns, move |stop| {
-            let l = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).expect("bind in netns");
+            let l = TcpListener::bind((ip, port)).expect("bind in netns");
             l.set_nonblocking(true).expect("nonblocking");
             Box::new(move || {
                 while !stop.load(Ordering::Relaxed) {
