@@ -183,6 +183,11 @@ fn monitor(a: &Args, report: &mut File) -> Result<(), MonitorError> {
                 }
                 let _ = fs::remove_file(a.run_dir.join(EXIT_FILE));
                 let _ = fs::remove_file(a.run_dir.join(RESTARTING_FILE));
+                // A stop that came while we made it again saw "restarting"
+                // and waits for us to end: end this run (no restart follows).
+                if stopped(a) {
+                    let _ = runtime_ok(a, &["kill", &a.id, "KILL"]);
+                }
                 c = n;
             }
             // Stopped meanwhile, or the container could not be made again:
