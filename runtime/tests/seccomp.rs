@@ -4,100 +4,15 @@ use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
 use std::time::{Duration, Instant};
 
-use berth_testkit::{require_root, skip, state_root, unique, Bundle};
+use berth_testkit::{require_root, skip, unique, Bundle};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
+mod security_support;
 
-/// A runtime with a private `--root`; every container it made is force-
-/// deleted on drop.
-struct Rt {
-    root: tempfile::TempDir,
-    ids: std::cell::RefCell<Vec<String>>,
-}
-
-impl Rt {
-    fn new() -> Rt {
-        Rt {
-            root: state_root(),
-            ids: Default::default(),
-        }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(self.root.path()).stdin(Stdio::null());
-        c
-    }
-
-    /// `run` in the foreground: the container's output and exit code.
-    fn run(&self, b: &Bundle, id: &str) -> Output {
-        self.ids.borrow_mut().push(id.to_string());
-        self.cmd()
-            .args(["run", "--bundle"])
-            .arg(b.path())
-            .arg(id)
-            .output()
-            .expect("spawn runtime")
-    }
-
-    fn create(&self, b: &Bundle, id: &str) -> Output {
-        self.ids.borrow_mut().push(id.to_string());
-        let mut c = self.cmd();
-        c.args(["create", "--bundle"]).arg(b.path()).arg(id);
-        created(c)
-    }
-
-    fn list_ids(&self) -> Vec<String> {
-        let out = self
-            .cmd()
-            .args(["list", "--format", "json"])
-            .output()
-            .expect("list");
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["id"].as_str().map(String::from))
-            .collect()
-    }
-}
-
-impl Drop for Rt {
-    fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
-            let _ = self.cmd().args(["delete", "--force", id]).output();
-        }
-    }
-}
-
-/// Run a `create`: the created init keeps the stdio it was given until
-/// `start`, so its output goes to files, not to pipes nobody would close.
-fn created(mut c: Command) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
-    let status = c
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .status()
-        .expect("spawn runtime");
-    Output {
-        status,
-        stdout: std::fs::read(&o).unwrap_or_default(),
-        stderr: std::fs::read(&e).unwrap_or_default(),
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use security_support::{text, Rt, BIN};
 
 /// The C library's message for an errno, as busybox prints it.
 fn strerror(errno: i32) -> String {

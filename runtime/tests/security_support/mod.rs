@@ -18,7 +18,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
 /// A runtime with a private `--root`; every container it made is force-
 /// deleted and every process it started killed on drop.
 pub struct Rt {
-    root: tempfile::TempDir,
+    pub root: tempfile::TempDir,
     ids: std::cell::RefCell<Vec<String>>,
     children: std::cell::RefCell<Vec<Child>>,
 }
@@ -79,6 +79,21 @@ impl Rt {
         let o = self.cmd().args(args).output().expect("spawn runtime");
         assert!(o.status.success(), "{args:?}: {}", text(&o));
         o
+    }
+
+    /// The ids of the containers this runtime root knows.
+    pub fn list_ids(&self) -> Vec<String> {
+        let out = self
+            .cmd()
+            .args(["list", "--format", "json"])
+            .output()
+            .expect("list");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["id"].as_str().map(String::from))
+            .collect()
     }
 
     pub fn state(&self, id: &str) -> Value {
