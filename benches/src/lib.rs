@@ -1,6 +1,8 @@
 //! Helpers for the comparison runs: timing whole commands, peak RSS through
 //! `/usr/bin/time -f %M`, medians and ratios. Nothing here asserts timings.
 
+pub mod net_host;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -14,7 +14,7 @@ fn main() {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo | test [cargo test args] | bench [runtime|pull|all]"
+                "usage: cargo xtask demo | test [cargo test args] | bench [runtime|pull|net|all]"
             );
             std::process::exit(2);
         }
@@ -152,19 +152,25 @@ fn test(extra: &[String]) -> Result<()> {
     r
 }
 
-/// `bench [runtime|pull|all] [ARGS]`: the runtime comparison (default),
-/// the pull comparison, or both.
+/// `bench [runtime|pull|net|all] [ARGS]`: the runtime comparison (default),
+/// the pull comparison, the network comparison, or all of them.
 fn bench(args: &[String]) -> Result<()> {
     let (which, rest) = match args.first().map(String::as_str) {
-        Some(w @ ("runtime" | "pull" | "all")) => (w, &args[1..]),
+        Some(w @ ("runtime" | "pull" | "net" | "all")) => (w, &args[1..]),
         _ => ("runtime", args),
     };
+    if which == "net" {
+        return bench_bin("berth-netd", "net", rest, None);
+    }
     if which != "pull" {
         let rt = static_runtime()?;
         bench_bin("berth-benches", "compare", rest, Some(&rt))?;
     }
     if which != "runtime" {
         bench_bin("berth-cli", "pull", rest, None)?;
+    }
+    if which == "all" {
+        bench_bin("berth-netd", "net", rest, None)?;
     }
     Ok(())
 }
