@@ -23,8 +23,8 @@ packages=(
     runc crun podman conmon uidmap fuse-overlayfs hyperfine containerd docker.io
     # image interop and the local registry the pull/push tests start on 127.0.0.1
     skopeo umoci docker-registry tar
-    # network benchmarks
-    iperf3
+    # network benchmarks: iperf3, and netavark (podman's) as the reference
+    iperf3 netavark
 )
 
 missing=()

@@ -487,10 +487,13 @@ impl Drop for Guard {
                 }
             }
         }
+        // berth-netd's tables are `inet` (older ones `ip`).
         for t in &self.nft_tables {
-            if succeeds("nft", &["list", "table", "ip", t]) {
-                if let Err(e) = run("nft", &["delete", "table", "ip", t]) {
-                    eprintln!("net bench: {e:#}");
+            for family in ["inet", "ip"] {
+                if succeeds("nft", &["list", "table", family, t]) {
+                    if let Err(e) = run("nft", &["delete", "table", family, t]) {
+                        eprintln!("net bench: {e:#}");
+                    }
                 }
             }
         }
