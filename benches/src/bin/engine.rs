@@ -234,29 +234,39 @@ fn idle_one(s: &Setup) -> Result<Mem> {
     Ok(mem)
 }
 
-/// Scenario 2: one idle `-d` container per engine; its monitor's memory.
+/// Scenario 2: idle `-d` containers, one at a time (so nothing is shared
+/// with another monitor of the same kind); their monitors' memory. The
+/// resident text pages vary by a few dozen KiB from run to run, hence
+/// several samples and the median.
 fn idle_monitor(pair: &[&Setup]) {
-    println!("\n## idle monitor memory: one `run -d IMAGE sleep 1000` each, read 1 s after start");
+    let n = iterations(9);
     println!(
-        "{:<15} {:<22} {:>8} {:>8} {:>12}",
-        "monitor", "engine + runtime", "RSS KiB", "PSS KiB", "private KiB"
+        "\n## idle monitor memory: `run -d IMAGE sleep 1000`, read 1 s after start, one container at a time, median of {n}"
+    );
+    println!(
+        "{:<15} {:<22} {:>8} {:>13} {:>8} {:>12}",
+        "monitor", "engine + runtime", "RSS KiB", "(min-max)", "PSS KiB", "private KiB"
     );
     for s in pair {
-        match idle_one(s) {
-            Ok(mem) => {
+        match (0..n).map(|_| idle_one(s)).collect::<Result<Vec<Mem>>>() {
+            Ok(mut mems) => {
+                mems.sort_by_key(|m| m.rss);
+                let mid = mems[mems.len() / 2];
+                let range = format!("({}-{})", mems[0].rss, mems[mems.len() - 1].rss);
                 println!(
-                    "{:<15} {:<22} {:>8} {:>8} {:>12}",
+                    "{:<15} {:<22} {:>8} {:>13} {:>8} {:>12}",
                     s.monitor_name(),
                     s.name,
-                    mem.rss,
-                    mem.pss,
-                    mem.private
+                    mid.rss,
+                    range,
+                    mid.pss,
+                    mid.private
                 );
                 if !s.is_podman() {
                     println!(
                         "target (DESIGN.md: monitor under 1 MiB per container): berth-monitor RSS {} KiB: {}",
-                        mem.rss,
-                        if mem.rss < 1024 { "met" } else { "not met" }
+                        mid.rss,
+                        if mid.rss < 1024 { "met" } else { "not met" }
                     );
                 }
             }
@@ -314,8 +324,15 @@ fn many(pair: &[&Setup]) {
         if quick() { " (--quick; the full run uses 100)" } else { "" }
     );
     println!(
-        "{:<22} {:>8} {:>9} {:>8} {:>9} {:>13} {:>13}",
-        "engine + runtime", "start s", "vs berth", "rm s", "vs berth", "Σ RSS MiB", "Σ PSS MiB"
+        "{:<22} {:>8} {:>9} {:>8} {:>9} {:>10} {:>10} {:>12}",
+        "engine + runtime",
+        "start s",
+        "vs berth",
+        "rm s",
+        "vs berth",
+        "Σ RSS MiB",
+        "Σ PSS MiB",
+        "PSS/ctr KiB"
     );
     let results: Vec<Result<Many>> = pair.iter().map(|s| many_one(s, n)).collect();
     let base = results[0].as_ref().ok().map(|m| (m.start, m.remove));
@@ -326,7 +343,7 @@ fn many(pair: &[&Setup]) {
     for (s, r) in pair.iter().zip(&results) {
         match r {
             Ok(m) => println!(
-                "{:<22} {:>8.2} {:>9} {:>8.2} {:>9} {:>13.1} {:>13.1}",
+                "{:<22} {:>8.2} {:>9} {:>8.2} {:>9} {:>10.1} {:>10.1} {:>12}",
                 s.name,
                 m.start.as_secs_f64(),
                 vs(m.start, base.map(|b| b.0)),
@@ -334,6 +351,7 @@ fn many(pair: &[&Setup]) {
                 vs(m.remove, base.map(|b| b.1)),
                 m.mem.rss as f64 / 1024.0,
                 m.mem.pss as f64 / 1024.0,
+                m.mem.pss / n as u64,
             ),
             Err(e) => println!("{:<22} failed: {e:#}", s.name),
         }
