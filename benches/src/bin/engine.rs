@@ -7,10 +7,10 @@
 //!    ratios to berth.
 //! 2. Idle memory of the per-container monitor of one `run -d … sleep 1000`:
 //!    berth-monitor vs conmon (RSS, PSS, private, from smaps_rollup).
-//! 3. N containers (100; 20 with --quick) started `run -d … sleep 1000` one
-//!    after another, then removed `rm -f` one by one: wall time of each
-//!    phase and the monitors' memory summed while all run, berth vs podman
-//!    with crun.
+//! 3. N containers (100; 20 with --quick) per engine started `run -d …
+//!    sleep 1000` one after another, then removed `rm -f` one by one, the
+//!    engines taking turns: each engine's total time per phase and its
+//!    monitors' memory summed while all run, berth vs podman with crun.
 //!
 //! Debian's crun refuses hybrid cgroup hosts, so crun runs behind HOST.md's
 //! wrapper (a private mount namespace with /sys/fs/cgroup/unified
@@ -276,51 +276,68 @@ fn idle_monitor(pair: &[&Setup]) {
 }
 
 /// What scenario 3 measured for one engine.
+#[derive(Default)]
 struct Many {
     start: Duration,
     remove: Duration,
     mem: Mem,
+    ids: Vec<String>,
+    failed: Option<String>,
 }
 
-fn many_one(s: &Setup, n: usize) -> Result<Many> {
-    let mut ids = Vec::with_capacity(n);
-    let mut start = Duration::ZERO;
-    let result = (|| {
-        for _ in 0..n {
-            let (d, id) = start_sleeper(s)?;
-            start += d;
-            ids.push(id);
-        }
-        let pids = s.monitor_pids(&ids)?;
-        pids.iter()
-            .map(|&pid| Mem::of(pid))
-            .collect::<Result<Vec<_>>>()
-    })();
-    // Remove every container started, also when a start failed.
-    let mut remove = Duration::ZERO;
-    let mut rm_err = None;
-    for id in &ids {
-        match timed(s.rm(id), STEP_LIMIT) {
-            Ok((d, _)) => remove += d,
-            Err(e) => rm_err = Some(e),
+/// Start `n` containers per engine, alternating engines so that load from
+/// elsewhere on the host falls on both alike; read the monitors' memory
+/// while all run; remove them all, alternating again — every container
+/// started, also after a failure.
+fn many_interleaved(pair: &[&Setup], n: usize) -> Vec<Many> {
+    let mut m: Vec<Many> = pair.iter().map(|_| Many::default()).collect();
+    for _ in 0..n {
+        for (s, m) in pair.iter().zip(m.iter_mut()) {
+            if m.failed.is_some() {
+                continue;
+            }
+            match start_sleeper(s) {
+                Ok((d, id)) => {
+                    m.start += d;
+                    m.ids.push(id);
+                }
+                Err(e) => m.failed = Some(format!("{e:#}")),
+            }
         }
     }
-    let mems = result?;
-    if let Some(e) = rm_err {
-        return Err(e);
+    for (s, m) in pair.iter().zip(m.iter_mut()) {
+        if m.failed.is_some() {
+            continue;
+        }
+        let mems = s.monitor_pids(&m.ids).and_then(|pids| {
+            pids.iter()
+                .map(|&pid| Mem::of(pid))
+                .collect::<Result<Vec<_>>>()
+        });
+        match mems {
+            Ok(v) => m.mem = Mem::sum(&v),
+            Err(e) => m.failed = Some(format!("{e:#}")),
+        }
     }
-    Ok(Many {
-        start,
-        remove,
-        mem: Mem::sum(&mems),
-    })
+    for i in 0..n {
+        for (s, m) in pair.iter().zip(m.iter_mut()) {
+            let Some(id) = m.ids.get(i) else { continue };
+            match timed(s.rm(id), STEP_LIMIT) {
+                Ok((d, _)) => m.remove += d,
+                Err(e) => {
+                    m.failed.get_or_insert(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    m
 }
 
 /// Scenario 3: `n` containers started, then removed, one command each.
 fn many(pair: &[&Setup]) {
     let n = if quick() { 20 } else { 100 };
     println!(
-        "\n## {n} containers{}: `run -d IMAGE sleep 1000` one after another, then `rm -f` one by one",
+        "\n## {n} containers per engine{}: `run -d IMAGE sleep 1000` one after another, then `rm -f` one by one, the engines taking turns",
         if quick() { " (--quick; the full run uses 100)" } else { "" }
     );
     println!(
@@ -334,15 +351,18 @@ fn many(pair: &[&Setup]) {
         "Σ PSS MiB",
         "PSS/ctr KiB"
     );
-    let results: Vec<Result<Many>> = pair.iter().map(|s| many_one(s, n)).collect();
-    let base = results[0].as_ref().ok().map(|m| (m.start, m.remove));
+    let results = many_interleaved(pair, n);
+    let base = results
+        .first()
+        .filter(|m| m.failed.is_none())
+        .map(|m| (m.start, m.remove));
     let vs = |d: Duration, b: Option<Duration>| {
         b.map(|b| format!("{:.2}x", d.as_secs_f64() / b.as_secs_f64()))
             .unwrap_or_else(|| "-".into())
     };
-    for (s, r) in pair.iter().zip(&results) {
-        match r {
-            Ok(m) => println!(
+    for (s, m) in pair.iter().zip(&results) {
+        match &m.failed {
+            None => println!(
                 "{:<22} {:>8.2} {:>9} {:>8.2} {:>9} {:>10.1} {:>10.1} {:>12}",
                 s.name,
                 m.start.as_secs_f64(),
@@ -353,10 +373,10 @@ fn many(pair: &[&Setup]) {
                 m.mem.pss as f64 / 1024.0,
                 m.mem.pss / n as u64,
             ),
-            Err(e) => println!("{:<22} failed: {e:#}", s.name),
+            Some(e) => println!("{:<22} failed: {e}", s.name),
         }
     }
-    println!("(Σ: the {n} monitors, berth-monitor or conmon, while all {n} containers run; podman rm -f is given --time 0, as berth rm -f kills at once)");
+    println!("(Σ: an engine's {n} monitors, berth-monitor or conmon, while all containers run; podman rm -f is given --time 0, as berth rm -f kills at once)");
 }
 
 fn describe(name: &str, p: &Path) {
