@@ -14,7 +14,7 @@ fn main() {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo | test [cargo test args] | bench [runtime|pull|net|all]"
+                "usage: cargo xtask demo | test [cargo test args] | bench [runtime|pull|engine|net|all] [--quick]"
             );
             std::process::exit(2);
         }
@@ -152,61 +152,75 @@ fn test(extra: &[String]) -> Result<()> {
     r
 }
 
-/// `bench [runtime|pull|net|all] [ARGS]`: the runtime comparison (default),
-/// the pull comparison, the network comparison, or all of them.
+/// `bench [runtime|pull|engine|net|all] [ARGS]`: the runtime comparison
+/// (default), the pull comparison, the engine comparison (berth vs podman),
+/// the network comparison (berth-netd vs a veth pair and netavark), or all.
 fn bench(args: &[String]) -> Result<()> {
     let (which, rest) = match args.first().map(String::as_str) {
-        Some(w @ ("runtime" | "pull" | "net" | "all")) => (w, &args[1..]),
+        Some(w @ ("runtime" | "pull" | "engine" | "net" | "all")) => (w, &args[1..]),
         _ => ("runtime", args),
     };
-    if which == "net" {
-        return bench_bin("berth-netd", "net", rest, None);
+    let all = which == "all";
+    if all || which == "runtime" {
+        let dir = shipped_build(&["berth-runtime"])?;
+        bench_bin(
+            "compare",
+            rest,
+            &[("BERTH_RUNTIME", dir.join("berth-runtime"))],
+        )?;
     }
-    if which != "pull" {
-        let rt = static_runtime()?;
-        bench_bin("berth-benches", "compare", rest, Some(&rt))?;
+    if all || which == "pull" {
+        let mut r = cargo();
+        r.args(["build", "--release", "-p", "berth-cli"]);
+        run(r)?;
+        bench_bin("pull", rest, &[])?;
     }
-    if which != "runtime" {
-        bench_bin("berth-cli", "pull", rest, None)?;
+    if all || which == "engine" {
+        // berth, berth-monitor and berth-runtime side by side, so berth
+        // finds the others next to itself. Two invocations: built together,
+        // Cargo unifies the dependencies' features differently and relinks
+        // berth-runtime, which the runtime bench then relinks again.
+        let dir = shipped_build(&["berth-runtime"])?;
+        shipped_build(&["berth-cli", "berth-engine"])?;
+        bench_bin("engine", rest, &[("BERTH", dir.join("berth"))])?;
     }
-    if which == "all" {
-        bench_bin("berth-netd", "net", rest, None)?;
+    if all || which == "net" {
+        let mut r = cargo();
+        r.args(["build", "--release", "-p", "berth-netd"]);
+        run(r)?;
+        bench_bin("net", rest, &[])?;
     }
     Ok(())
 }
 
-/// The runtime as shipped: a static-pie release build (glibc with
-/// `crt-static`, Debian's `libseccomp.a`): no dynamic loading on each of its
-/// two execs, and fewer resident pages. Built for the explicit host target
-/// so that proc-macros stay dynamic. Falls back to the dynamic release build
-/// when `libseccomp.a` is missing.
-fn static_runtime() -> Result<PathBuf> {
+/// Release builds of `packages` as shipped, returning the directory that
+/// holds their binaries: static-pie (glibc with `crt-static`, Debian's
+/// `libseccomp.a`) — no dynamic loading on each exec, and fewer resident
+/// pages. Built for the explicit host target so that proc-macros stay
+/// dynamic. Falls back to the dynamic release build when `libseccomp.a` is
+/// missing or the host is not x86_64 glibc.
+fn shipped_build(packages: &[&str]) -> Result<PathBuf> {
     let lib = Path::new("/usr/lib/x86_64-linux-gnu/libseccomp.a");
     let host = host_triple()?;
+    let mut r = cargo();
+    r.args(["build", "--release"]);
+    for p in packages {
+        r.args(["-p", p]);
+    }
     if !lib.is_file() || host != "x86_64-unknown-linux-gnu" {
         eprintln!(
             "xtask: no static build ({} missing or host {host}); benchmarking the dynamic one",
             lib.display()
         );
-        let mut r = cargo();
-        r.args(["build", "--release", "-p", "berth-runtime"]);
         run(r)?;
-        return Ok(target_dir().join("release/berth-runtime"));
+        return Ok(target_dir().join("release"));
     }
-    let mut r = cargo();
-    r.args([
-        "build",
-        "--release",
-        "-p",
-        "berth-runtime",
-        "--target",
-        &host,
-    ])
-    .env("RUSTFLAGS", "-C target-feature=+crt-static")
-    .env("LIBSECCOMP_LINK_TYPE", "static")
-    .env("LIBSECCOMP_LIB_PATH", lib.parent().expect("dir"));
+    r.args(["--target", &host])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("LIBSECCOMP_LINK_TYPE", "static")
+        .env("LIBSECCOMP_LIB_PATH", lib.parent().expect("dir"));
     run(r)?;
-    Ok(target_dir().join(&host).join("release/berth-runtime"))
+    Ok(target_dir().join(&host).join("release"))
 }
 
 fn host_triple() -> Result<String> {
@@ -220,12 +234,9 @@ fn host_triple() -> Result<String> {
         .context("rustc -vV printed no host")
 }
 
-/// Build `package` in release mode, then run the benches' `bin` (with
-/// `$BERTH_RUNTIME` set to `runtime` when given).
-fn bench_bin(package: &str, bin: &str, args: &[String], runtime: Option<&Path>) -> Result<()> {
-    let mut r = cargo();
-    r.args(["build", "--release", "-p", package]);
-    run(r)?;
+/// Run the benches' `bin` (release) with `env` set; whatever it measures
+/// is built by the caller.
+fn bench_bin(bin: &str, args: &[String], env: &[(&str, PathBuf)]) -> Result<()> {
     let mut b = cargo();
     b.args([
         "run",
@@ -237,8 +248,8 @@ fn bench_bin(package: &str, bin: &str, args: &[String], runtime: Option<&Path>) 
         "--",
     ])
     .args(args);
-    if let Some(rt) = runtime {
-        b.env("BERTH_RUNTIME", rt);
+    for (k, v) in env {
+        b.env(k, v);
     }
     run_within(b, Duration::from_secs(20 * 60))
 }

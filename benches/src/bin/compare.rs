@@ -14,23 +14,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use berth_benches::*;
 
-fn wrapper(dir: &std::path::Path, bin: &str) -> Result<Vec<String>> {
-    let script = dir.join(format!(
-        "wrap-{}",
-        std::path::Path::new(bin)
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-    ));
-    let hybrid = std::path::Path::new("/sys/fs/cgroup/unified").exists();
-    let body = if hybrid {
-        format!("#!/bin/sh\nexec unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified && exec \"$0\" \"$@\"' {bin} \"$@\"\n")
-    } else {
-        format!("#!/bin/sh\nexec unshare -m --propagation private {bin} \"$@\"\n")
-    };
-    std::fs::write(&script, body)?;
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    Ok(vec![script.to_string_lossy().into_owned()])
+fn wrapper(dir: &std::path::Path, bin: &std::path::Path) -> Result<Vec<String>> {
+    Ok(vec![mount_ns_wrapper(dir, bin)?
+        .to_string_lossy()
+        .into_owned()])
 }
 
 fn runtimes(dir: &std::path::Path) -> Result<Vec<Runtime>> {
@@ -39,14 +26,14 @@ fn runtimes(dir: &std::path::Path) -> Result<Vec<Runtime>> {
         .unwrap_or_else(|| berth_testkit::workspace_root().join("target/release/berth-runtime"));
     let mut v = vec![Runtime {
         name: "berth-runtime".into(),
-        argv: wrapper(dir, berth.to_str().unwrap())?,
+        argv: wrapper(dir, &berth)?,
         binary: berth,
     }];
     for name in ["crun", "runc"] {
         match which(name) {
             Some(p) => v.push(Runtime {
                 name: name.into(),
-                argv: wrapper(dir, p.to_str().unwrap())?,
+                argv: wrapper(dir, &p)?,
                 binary: p,
             }),
             None => eprintln!("compare: {name} not installed, left out"),
