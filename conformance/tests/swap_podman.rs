@@ -37,10 +37,15 @@ impl Podman {
     fn new() -> Podman {
         let dir = berth_testkit::tempdir("podman");
         let d = dir.path();
+        // static_dir and the events log stay at their defaults (under the
+        // graphroot and tmp_dir): conmon's exit command, `podman container
+        // cleanup`, gets --root/--runroot/--tmpdir but not the static dir,
+        // so a static_dir elsewhere makes it open an empty database and
+        // every `run --rm`/`wait` sit out conmon's 20 s timeout.
         let conf = format!(
             "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\
-             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{0}/events.log\"\n\
-             tmp_dir = \"{0}/tmp\"\nvolume_path = \"{0}/volumes\"\nstatic_dir = \"{0}/static\"\n",
+             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             tmp_dir = \"{0}/tmp\"\nvolume_path = \"{0}/volumes\"\n",
             d.display()
         );
         std::fs::write(d.join("containers.conf"), conf).expect("containers.conf");
