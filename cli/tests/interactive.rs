@@ -173,7 +173,14 @@ fn detach_attach(test: &str, rt: &str) {
     let c = Term::spawn(&e, &slave, &["attach", "dt"]);
     std::thread::sleep(Duration::from_millis(300));
     t.type_in("exit 5\r");
-    assert_eq!(exit_of(c), 5, "attach exits with the container's code");
+    let got = exit_of(c);
+    assert_eq!(
+        got,
+        5,
+        "attach exits with the container's code: {} / {:?}",
+        inspect(&e, "dt")["State"],
+        t.seen
+    );
     eventually("dt exited", || {
         inspect(&e, "dt")["State"]["Status"] == "exited"
     });

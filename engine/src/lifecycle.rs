@@ -265,8 +265,24 @@ impl Engine {
         match self.find(&rec.id) {
             // A --rm container's monitor removed it while we waited.
             Err(EngineError::NoSuchContainer(_)) => Ok(()),
-            _ => self.remove_files(&rec),
+            _ => self.remove_files(&rec, false),
         }
+    }
+
+    /// A foreground `run --rm` once it has the exit code: remove the
+    /// container here rather than wait for the monitor's exit command
+    /// (which, held back by this process's attach lock, then finds nothing
+    /// to do). Only once the exit is on record: the monitor writes it after
+    /// the runtime's delete and the network's teardown.
+    /// `false`: not done here (no exit on record yet), the monitor will.
+    pub fn remove_exited(&self, id: &str) -> Result<bool> {
+        let rec = self.find(id)?;
+        if crate::state::read_exit(&self.run_dir(&rec.id)).is_none() {
+            return Ok(false);
+        }
+        self.remove_files(&rec, true)?;
+        self.remove_anonymous_volumes(&rec.options.mounts);
+        Ok(true)
     }
 
     /// The monitor's exit command for `--rm`: remove without waiting for the
@@ -274,7 +290,7 @@ impl Engine {
     pub fn cleanup(&self, id: &str) -> Result<()> {
         match self.find(id) {
             Ok(rec) if rec.options.auto_remove => {
-                self.remove_files(&rec)?;
+                self.remove_files(&rec, true)?;
                 // docker's --rm takes the anonymous volumes along.
                 self.remove_anonymous_volumes(&rec.options.mounts);
                 Ok(())
@@ -284,10 +300,14 @@ impl Engine {
         }
     }
 
-    fn remove_files(&self, rec: &ContainerRecord) -> Result<()> {
-        // Normally the monitor deleted it already; this covers a dead monitor.
-        let _ = self.runtime_ok(rec, "delete", &["delete", "--force", &rec.id]);
-        self.detach_network(&rec.id);
+    /// Remove what is left of a container. `monitor_done`: its monitor
+    /// recorded the exit, so the runtime's container and the network are
+    /// gone already; otherwise (a dead monitor) they are released here.
+    fn remove_files(&self, rec: &ContainerRecord, monitor_done: bool) -> Result<()> {
+        if !monitor_done {
+            let _ = self.runtime_ok(rec, "delete", &["delete", "--force", &rec.id]);
+            self.detach_network(&rec.id);
+        }
         self.store
             .remove_snapshot(&rec.id)
             .map_err(EngineError::Storage)?;

@@ -104,11 +104,18 @@ fn session(
         .find(id)
         .map(|r| r.options.auto_remove)
         .unwrap_or(false);
-    drop(hold);
-    if auto_remove {
+    finish_rm(engine, id, auto_remove, hold);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// A foreground `--rm` reader has the exit code: remove the container here
+/// (the monitor's exit command then finds nothing to do); failing that,
+/// let the monitor do it and wait for it. Either way it is gone on return.
+pub fn finish_rm(engine: &Engine, id: &str, auto_remove: bool, hold: AttachHold) {
+    if auto_remove && !matches!(engine.remove_exited(id), Ok(true)) {
+        drop(hold);
         engine.wait_monitor(id);
     }
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 /// The container's exit code, once its monitor has recorded it.

@@ -294,10 +294,7 @@ pub fn start_attached(engine: &Engine, id: &str, sig_proxy: bool) -> anyhow::Res
     let signals = SignalGuard::new()?;
     engine.start(&rec.id)?;
     let code = follow(engine, &rec.id, f, &signals, sig_proxy)?;
-    drop(attach);
-    if rec.options.auto_remove {
-        engine.wait_monitor(&rec.id);
-    }
+    super::attach::finish_rm(engine, &rec.id, rec.options.auto_remove, attach);
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 

@@ -131,8 +131,10 @@ impl Clients {
         }
     }
 
-    /// Act on what poll reported for our descriptors.
+    /// Act on what poll reported for our descriptors (before anything else
+    /// changes the client list: the answers are by index).
     pub fn service(&mut self, p: &Polled, ready: &[bool]) {
+        debug_assert_eq!(p.clients, self.clients.len());
         if p.stdin && ready[p.start + 1 + p.clients] {
             self.flush_stdin();
         }

@@ -153,12 +153,13 @@ fn monitor(a: &Args, report: &mut File) -> Result<(), MonitorError> {
     loop {
         let began = Instant::now();
         let code = pump(a, c.pid, &sigfd, c.out, c.err, &mut clients)?;
-        clients.close_all();
         let again = a.restart.restarts_after(code, restarts) && !stopped(a);
         if again {
             let _ = fs::write(a.run_dir.join(RESTARTING_FILE), b"");
         }
         deleted = record_exit(a, code, c.pid)?;
+        // Clients see the end of the output once the exit is on record.
+        clients.close_all();
         if !again {
             break;
         }
@@ -463,12 +464,14 @@ fn pump(
                 reap(pid);
             }
         }
+        // Clients first: what poll said about them is by index, and output
+        // below may drop a client that went away.
+        clients.service(&polled, &ready);
         for (k, &i) in idx.iter().enumerate() {
             if ready[k + 1] {
                 copy_out(&mut streams[i], &mut log, clients);
             }
         }
-        clients.service(&polled, &ready);
     }
     for s in &mut streams {
         flush_partial(s, &mut log);
@@ -525,13 +528,19 @@ fn write_line(log: &mut LogWriter, stream: &str, data: &[u8]) {
     log.write(stream, data, &rfc3339_nanos(SystemTime::now()));
 }
 
-/// Record the exit, detach the network, delete the runtime container
-/// (the inner result: a failed delete does not stop the cleanup).
+/// Detach the network, delete the runtime container, then record the exit
+/// (so an exit file means the runtime and netd are done with it: a
+/// foreground `run --rm` may remove the container at once). The inner
+/// result: a failed delete does not stop the cleanup.
 fn record_exit(a: &Args, code: i32, pid: Pid) -> Result<Result<(), MonitorError>, MonitorError> {
     let body = format!(
         "{{\"exit_code\":{code},\"finished_at\":\"{}\"}}",
         rfc3339_nanos(SystemTime::now())
     );
+    // The netns is gone with the init; netd removes the host side, the
+    // lease and the port rules by the container id.
+    let _ = netd(a, "teardown", pid.as_raw());
+    let deleted = runtime_ok(a, &["delete", "--force", &a.id]);
     let path = a.run_dir.join(EXIT_FILE);
     let tmp = a.run_dir.join(".exit.json.tmp");
     let write = || -> std::io::Result<()> {
@@ -541,10 +550,7 @@ fn record_exit(a: &Args, code: i32, pid: Pid) -> Result<Result<(), MonitorError>
         fs::rename(&tmp, &path)
     };
     write().map_err(sys(format!("write {}", path.display())))?;
-    // The netns is gone with the init; netd removes the host side, the
-    // lease and the port rules by the container id.
-    let _ = netd(a, "teardown", pid.as_raw());
-    Ok(runtime_ok(a, &["delete", "--force", &a.id]))
+    Ok(deleted)
 }
 
 /// The container is down for good: let a foreground `--rm` reader finish,
