@@ -381,7 +381,7 @@ fn created_containers_change_their_record_and_bad_input_is_refused() {
             "--ip",
         ),
         (
-            &["network", "connect", "--ip", "10.89.0.9", "berth", "idle"][..],
+            &["network", "connect", "--ip", "10.89.0.9", "bridge", "idle"][..],
             "user-defined",
         ),
         (

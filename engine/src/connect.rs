@@ -52,7 +52,7 @@ impl Engine {
         ip: Option<Ipv4Addr>,
         aliases: &[String],
     ) -> Result<()> {
-        let cfg = network::get(&self.root, network)?;
+        let cfg = network::get(&self.root, default_alias(network))?;
         let id = self.find(key)?.id;
         let _held = self.network_lock(&id)?;
         let old = self.find(&id)?;
@@ -117,6 +117,7 @@ impl Engine {
     /// `force`, a live detach berth-netd refuses (not attached there, no
     /// lease, the network's definition gone) does not stop the change.
     pub fn network_disconnect(&self, network: &str, key: &str, force: bool) -> Result<()> {
+        let network = default_alias(network);
         let id = self.find(key)?.id;
         let _held = self.network_lock(&id)?;
         let old = self.find(&id)?;
@@ -251,6 +252,15 @@ impl Engine {
             code: reply.as_ref().map_or(1, |r| r.code),
             message: reply.map_or_else(|| format!("failed: {}", out.status), |r| r.error),
         })
+    }
+}
+
+/// docker's name of the default network, `bridge`, is ours.
+fn default_alias(network: &str) -> &str {
+    if network == "bridge" {
+        DEFAULT_NETWORK
+    } else {
+        network
     }
 }
 
