@@ -366,6 +366,10 @@ impl Engine {
         }
         let run = self.run_dir(&rec.id);
         fs::create_dir_all(&run).map_err(io("create", &run))?;
+        // A `network connect` meanwhile changes the record before we read
+        // it, or the request after we wrote it.
+        let held = self.network_lock(&rec.id)?;
+        let rec = self.find(&rec.id)?;
         for f in [
             EXIT_FILE,
             PID_FILE,
@@ -392,6 +396,7 @@ impl Engine {
         } else {
             (None, None)
         };
+        drop(held);
         let margs = crate::monitor::Args {
             netd,
             netd_state,
@@ -427,6 +432,8 @@ impl Engine {
     fn started(&self, rec: &mut ContainerRecord, report: &[u8]) -> Result<i32> {
         let v: serde_json::Value = serde_json::from_slice(report).unwrap_or_default();
         if let Some(pid) = v["pid"].as_i64() {
+            // Read again: `network connect` may have changed it meanwhile.
+            *rec = self.find(&rec.id)?;
             rec.started_at = Some(rfc3339_nanos(SystemTime::now()));
             self.db.update(rec)?;
             log::info!("started container {} (pid {pid})", rec.id);

@@ -48,6 +48,19 @@ pub enum EngineError {
     NetworkInUse { name: String, containers: String },
     #[error("cannot find berth-netd (install it next to berth or on PATH)")]
     NetdNotFound,
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected { container: String, network: String },
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected { container: String, network: String },
+    #[error("container {container} has network mode {mode}: it cannot join or leave networks")]
+    FixedNetworkMode { container: String, mode: String },
+    #[error("berth-netd {op}: {message}")]
+    Netd {
+        op: &'static str,
+        /// netd's code (see `berth_netd::wire::ErrorCode`).
+        code: i32,
+        message: String,
+    },
     #[error("container database {path}")]
     Db {
         path: PathBuf,

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::db::ContainerRecord;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::options::NetworkMode;
+use crate::options::{Endpoint, NetworkMode};
 use crate::state::Status;
 
 impl Engine {
@@ -18,18 +18,38 @@ impl Engine {
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0);
         let mut v = view(&rec, &st, restarts);
-        v["NetworkSettings"] = if st.is_running() {
-            network_settings(&self.run_dir(&rec.id))
-        } else {
-            empty_network_settings()
+        let endpoints = rec.options.endpoints();
+        let live = (st.is_running())
+            .then(|| crate::network::read_result(&self.run_dir(&rec.id)))
+            .flatten();
+        v["NetworkSettings"] = match live {
+            Some(res) => network_settings(&res, &endpoints),
+            None => empty_network_settings(&endpoints),
         };
         Ok(v)
     }
 }
 
-fn empty_network_settings() -> Value {
+/// Not running: each network of the record, without addresses.
+fn empty_network_settings(endpoints: &[Endpoint]) -> Value {
+    let networks: serde_json::Map<String, Value> = (endpoints.iter())
+        .map(|e| (e.network.clone(), endpoint(e, json!({}))))
+        .collect();
     json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "GlobalIPv6Address": "",
-           "GlobalIPv6PrefixLen": 0, "IPv6Gateway": "", "Ports": {}, "Networks": {}})
+           "GlobalIPv6PrefixLen": 0, "IPv6Gateway": "", "Ports": {}, "Networks": networks})
+}
+
+/// docker's entry for one network: what the record says (static address,
+/// aliases) and `addresses` (empty ones when not set up).
+fn endpoint(e: &Endpoint, addresses: Value) -> Value {
+    let mut v = json!({"IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
+                       "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPv6Gateway": "",
+                       "Aliases": e.aliases,
+                       "IPAMConfig": e.ip.map(|ip| json!({"IPv4Address": ip.to_string()}))});
+    if let (Some(v), Some(a)) = (v.as_object_mut(), addresses.as_object()) {
+        v.extend(a.clone());
+    }
+    v
 }
 
 /// `(address, prefix length)` of `A/N` (`("", 0)` for none).
@@ -41,16 +61,8 @@ fn split_cidr(cidr: Option<&str>) -> (String, u8) {
     (ip.to_string(), prefix.parse().unwrap_or(0))
 }
 
-/// docker's NetworkSettings from what berth-netd answered (empty without a
-/// bridge network).
-fn network_settings(run_dir: &std::path::Path) -> Value {
-    let res: Option<berth_netd::wire::SetupResult> =
-        std::fs::read(run_dir.join(crate::layout::NETWORK_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(res) = res else {
-        return empty_network_settings();
-    };
+/// docker's NetworkSettings from what berth-netd answered.
+fn network_settings(res: &berth_netd::wire::SetupResult, endpoints: &[Endpoint]) -> Value {
     let mut ports = serde_json::Map::new();
     for m in &res.port_mappings {
         for i in 0..m.range {
@@ -68,13 +80,17 @@ fn network_settings(run_dir: &std::path::Path) -> Value {
     for i in &res.interfaces {
         let (ip, prefix) = split_cidr(Some(&i.address));
         let (ip6, prefix6) = split_cidr(i.address6.as_deref());
-        networks.insert(
-            i.network.clone(),
-            json!({"IPAddress": ip, "IPPrefixLen": prefix,
+        let addresses = json!({"IPAddress": ip, "IPPrefixLen": prefix,
                    "Gateway": i.gateway.to_string(), "MacAddress": i.mac_address,
                    "GlobalIPv6Address": ip6, "GlobalIPv6PrefixLen": prefix6,
-                   "IPv6Gateway": gateway6(i)}),
-        );
+                   "IPv6Gateway": gateway6(i)});
+        let e = (endpoints.iter().find(|e| e.network == i.network).cloned()).unwrap_or_else(|| {
+            Endpoint {
+                network: i.network.clone(),
+                ..Endpoint::default()
+            }
+        });
+        networks.insert(i.network.clone(), endpoint(&e, addresses));
     }
     let first = res.interfaces.first();
     let (ip6, prefix6) = split_cidr(first.and_then(|i| i.address6.as_deref()));

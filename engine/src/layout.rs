@@ -22,8 +22,18 @@ pub const EXIT_FILE: &str = "exit.json";
 pub const PAUSED_FILE: &str = "paused";
 /// What the engine asks berth-netd for (its request JSON).
 pub const NETD_REQUEST: &str = "netd-request.json";
-/// What berth-netd answered to setup (addresses, ports).
+/// A `network connect`/`disconnect` request for berth-netd (written and
+/// removed under the network lock).
+pub const NETD_OP_REQUEST: &str = "netd-op.json";
+/// What berth-netd answered to setup (addresses, ports), kept up to date
+/// by `network connect`/`disconnect`: present from the monitor's setup to
+/// its teardown, so it shows whether the networks are set up.
 pub const NETWORK_FILE: &str = "network.json";
+/// Held (exclusive `flock`) around every change of a container's networks:
+/// by the monitor from its netd setup to writing `network.json`, and around
+/// its teardown (which removes `network.json`); by `network
+/// connect`/`disconnect`; by `start` while it writes the netd request.
+pub const NETWORK_LOCK: &str = "network.lock";
 /// Written by `stop` and `rm` before they signal: the monitor does not
 /// restart the container. `start` removes it.
 pub const STOPPED_FILE: &str = "stopped";

@@ -10,6 +10,7 @@
 
 pub mod attach;
 mod check;
+mod connect;
 mod cp;
 mod db;
 mod engine;
@@ -38,6 +39,6 @@ pub use exec::ExecOptions;
 pub use lifecycle::Stats;
 pub use logs::{LogFollower, LogLine};
 pub use network::{NewNetwork, DEFAULT_NETWORK};
-pub use options::{parse_size, BindMount, NetworkMode, RestartPolicy, RunOptions};
+pub use options::{parse_size, BindMount, Endpoint, NetworkMode, RestartPolicy, RunOptions};
 pub use state::{State, Status};
 pub use volumes::Volume;

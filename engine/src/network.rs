@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use berth_netd::wire::{
-    Attachment, NetworkConfig, PortMapping, Protocol, Request, Subnet, Subnet6,
+    Attachment, NetworkConfig, PortMapping, Protocol, Request, SetupResult, Subnet, Subnet6,
 };
 
 use crate::db::ContainerRecord;
@@ -327,30 +327,81 @@ pub fn netd_command(
     c
 }
 
-/// Write the netd request for `rec` into `run_dir`.
+/// The netd attachments of `rec`'s networks, in order (eth0, eth1, …).
+pub(crate) fn attachments(root: &Path, rec: &ContainerRecord) -> Result<Vec<Attachment>> {
+    (rec.options.endpoints().into_iter().enumerate())
+        .map(|(i, e)| {
+            Ok(Attachment {
+                network: get(root, &e.network)?,
+                interface_name: Some(format!("eth{i}")),
+                static_ip: e.ip,
+                static_ip6: None,
+                aliases: e.aliases,
+            })
+        })
+        .collect()
+}
+
+/// Write the netd request for `rec` into `run_dir` (with no networks when
+/// every one was disconnected: the monitor then sets up nothing).
 pub fn write_request(root: &Path, rec: &ContainerRecord, run_dir: &Path) -> Result<()> {
     let req = Request {
         container_id: rec.id.clone(),
         container_name: rec.name.clone(),
-        networks: vec![Attachment {
-            network: get(
-                root,
-                rec.options
-                    .network_name
-                    .as_deref()
-                    .unwrap_or(DEFAULT_NETWORK),
-            )?,
-            interface_name: Some("eth0".into()),
-            static_ip: rec.options.ip,
-            static_ip6: None,
-            aliases: rec.options.aliases.clone(),
-        }],
+        networks: attachments(root, rec)?,
         port_mappings: port_mappings(&rec.options)?,
         dns_servers: None,
     };
+    save_request(run_dir, &req)
+}
+
+/// Write `req` as the run dir's netd request (temp file and rename: the
+/// monitor may read it at any time).
+pub(crate) fn save_request(run_dir: &Path, req: &Request) -> Result<()> {
     let path = run_dir.join(crate::layout::NETD_REQUEST);
-    let json = serde_json::to_vec_pretty(&req).expect("a request serializes");
-    std::fs::write(&path, json).map_err(io("write", &path))
+    let tmp = run_dir.join(format!(".{}.tmp", crate::layout::NETD_REQUEST));
+    let json = serde_json::to_vec_pretty(req).expect("a request serializes");
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(io("write", &path))
+}
+
+/// Write netd's answer as the run dir's `network.json` (temp file and
+/// rename: `inspect` reads it at any time).
+pub(crate) fn save_result(run_dir: &Path, res: &SetupResult) -> std::io::Result<()> {
+    let path = run_dir.join(crate::layout::NETWORK_FILE);
+    let tmp = run_dir.join(format!(".{}.tmp", crate::layout::NETWORK_FILE));
+    std::fs::write(&tmp, serde_json::to_vec(res).expect("a result serializes"))?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// `network.json`, if the container's networks are set up.
+pub(crate) fn read_result(run_dir: &Path) -> Option<SetupResult> {
+    let b = std::fs::read(run_dir.join(crate::layout::NETWORK_FILE)).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+/// Name servers as netd reports them (a DNS-enabled network's gateway
+/// first) into the container's resolv.conf in `bundle`, rewritten in place:
+/// it is bind-mounted into the container already, so it keeps its inode.
+/// Other lines (search, options) stay. No file, nothing to do.
+pub(crate) fn write_resolv_conf(bundle: &Path, servers: &[Ipv4Addr]) -> std::io::Result<()> {
+    let path = bundle.join("resolv.conf");
+    let Ok(old) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let mut text: String = servers
+        .iter()
+        .map(|s| format!("nameserver {s}\n"))
+        .collect();
+    for l in old
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("nameserver"))
+    {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(&path, text)
 }
 
 /// `-p` mappings, and with `-P` one on a free host port for every exposed
@@ -490,10 +541,7 @@ impl crate::engine::Engine {
 /// Names of the containers whose records attach to network `name`.
 fn users(recs: &[ContainerRecord], name: &str) -> Vec<String> {
     recs.iter()
-        .filter(|r| {
-            r.options.network == crate::options::NetworkMode::Bridge
-                && r.options.network_name.as_deref().unwrap_or(DEFAULT_NETWORK) == name
-        })
+        .filter(|r| r.options.endpoints().iter().any(|e| e.network == name))
         .map(|r| r.name.clone())
         .collect()
 }

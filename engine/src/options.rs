@@ -239,9 +239,42 @@ pub struct RunOptions {
     pub aliases: Vec<String>,
     /// The container whose network namespace `--network container:…` joins.
     pub network_container: Option<String>,
+    /// The bridge networks, in order (eth0, eth1, …), once `network
+    /// connect`/`disconnect` changed them; `None`: the one `--network`,
+    /// `--ip` and `--network-alias` name (see [`RunOptions::endpoints`]).
+    pub endpoints: Option<Vec<Endpoint>>,
+}
+
+/// One bridge network of a container, with its own settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Endpoint {
+    pub network: String,
+    /// A static IPv4 address (`--ip`).
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// More names the network's DNS answers for (`--network-alias`,
+    /// `--alias`).
+    pub aliases: Vec<String>,
 }
 
 impl RunOptions {
+    /// The bridge networks the container is attached to, in order: none
+    /// unless its network mode is bridge.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        if self.network != NetworkMode::Bridge {
+            return Vec::new();
+        }
+        match &self.endpoints {
+            Some(v) => v.clone(),
+            None => vec![Endpoint {
+                network: (self.network_name.clone())
+                    .unwrap_or_else(|| crate::network::DEFAULT_NETWORK.into()),
+                ip: self.ip,
+                aliases: self.aliases.clone(),
+            }],
+        }
+    }
+
     /// Apply docker's `--security-opt` values: `seccomp=unconfined`,
     /// `seccomp=PROFILE.json`, `no-new-privileges[=|:true|false]`. Others
     /// (AppArmor, SELinux labels) are refused: this engine does not set them.
@@ -595,6 +628,34 @@ mod tests {
         for bad in ["", "x", "-1", "1t"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn endpoints_of_old_and_new_records() {
+        // A record written before `network connect` existed: its one network.
+        let old: RunOptions = serde_json::from_str(
+            r#"{"network":"Bridge","network_name":"app","ip":"10.1.0.9","aliases":["db"]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.endpoints, None);
+        assert_eq!(
+            old.endpoints(),
+            [Endpoint {
+                network: "app".into(),
+                ip: Some(std::net::Ipv4Addr::new(10, 1, 0, 9)),
+                aliases: vec!["db".into()],
+            }]
+        );
+        let mut o = RunOptions::default();
+        o.set_network("bridge").unwrap();
+        assert_eq!(o.endpoints()[0].network, crate::network::DEFAULT_NETWORK);
+        // Disconnected from everything: none, and not the --network one.
+        o.endpoints = Some(Vec::new());
+        assert!(o.endpoints().is_empty());
+        let back: RunOptions = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+        assert_eq!(back.endpoints, Some(Vec::new()));
+        o.set_network("none").unwrap();
+        assert!(o.endpoints().is_empty(), "no bridge, no networks");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::netlink::{format_mac, Netlink};
 use crate::netns::Netns;
-use crate::plan::{check_request, plan, Planned};
+use crate::plan::{check_request, plan, Mode, Planned};
 use crate::state::{Lease, LeaseAttachment, LockedState, NetworkState, State};
 use crate::wire::{InterfaceResult, Request, SetupResult};
 use crate::{dns, nft, responder, Error, Options};
@@ -23,13 +23,30 @@ enum Undo {
 
 /// Set up `req` in the network namespace at `netns_path`.
 pub fn setup(netns_path: &Path, req: &Request, opts: &Options) -> Result<SetupResult, Error> {
+    attach(netns_path, req, opts, Mode::Setup)
+}
+
+/// Add `req`'s networks to the container's lease (made as by [`setup`]
+/// when it has none), leaving its other interfaces alone. The result lists
+/// the new interfaces only; its `dns_servers` and `port_mappings` are the
+/// lease's after the change.
+pub fn connect(netns_path: &Path, req: &Request, opts: &Options) -> Result<SetupResult, Error> {
+    attach(netns_path, req, opts, Mode::Connect)
+}
+
+fn attach(
+    netns_path: &Path,
+    req: &Request,
+    opts: &Options,
+    mode: Mode,
+) -> Result<SetupResult, Error> {
     check_request(req)?;
     let netns = Netns::open(netns_path)?;
     let mut inside = netns.netlink()?;
     let mut host = Netlink::open().map_err(Error::NetlinkSocket)?;
     let locked = LockedState::lock(&opts.state_dir)?;
     let old = locked.load()?;
-    let planned = plan(req, &old, &mut host, &mut inside, netns_path)?;
+    let planned = plan(req, &old, &mut host, &mut inside, netns_path, mode)?;
     let new = with_lease(&old, req, &planned, netns_path);
 
     let mut undo = Vec::new();
@@ -57,16 +74,21 @@ pub fn setup(netns_path: &Path, req: &Request, opts: &Options) -> Result<SetupRe
     if let Err(source) = result {
         let rollback_failures = rollback(&mut host, opts, undo);
         return Err(Error::Apply {
+            op: match mode {
+                Mode::Setup => "setup",
+                Mode::Connect => "connect",
+            },
             id: req.container_id.clone(),
             source: Box::new(source),
             rollback_failures,
         });
     }
+    let lease = &new.leases[&req.container_id];
     Ok(SetupResult {
         container_id: req.container_id.clone(),
         interfaces,
-        dns_servers: dns_servers(req),
-        port_mappings: req.port_mappings.clone(),
+        dns_servers: dns_servers(req.dns_servers.as_deref(), &new, lease),
+        port_mappings: lease.port_mappings.clone(),
     })
 }
 
@@ -84,7 +106,8 @@ fn start_responders(
     Ok(())
 }
 
-/// `state` plus the new lease (and the networks it brings in).
+/// `state` plus the new lease or attachments (and the networks they
+/// bring in).
 fn with_lease(state: &State, req: &Request, planned: &[Planned], netns: &Path) -> State {
     let mut new = state.clone();
     for p in planned {
@@ -98,24 +121,24 @@ fn with_lease(state: &State, req: &Request, planned: &[Planned], netns: &Path) -
         };
         new.networks.insert(p.config.name.clone(), ns);
     }
-    let attachments = planned
-        .iter()
-        .map(|p| LeaseAttachment {
-            network: p.config.name.clone(),
-            ip: p.ip,
-            ip6: p.ip6,
-            host_interface: p.host_veth.clone(),
-            interface: p.interface.clone(),
-            aliases: p.aliases.clone(),
-        })
-        .collect();
-    let lease = Lease {
-        container_name: req.container_name.clone(),
-        netns: netns.to_path_buf(),
-        attachments,
-        port_mappings: req.port_mappings.clone(),
-    };
-    new.leases.insert(req.container_id.clone(), lease);
+    let attachments = planned.iter().map(|p| LeaseAttachment {
+        network: p.config.name.clone(),
+        ip: p.ip,
+        ip6: p.ip6,
+        host_interface: p.host_veth.clone(),
+        interface: p.interface.clone(),
+        aliases: p.aliases.clone(),
+    });
+    let lease = new
+        .leases
+        .entry(req.container_id.clone())
+        .or_insert_with(|| Lease {
+            container_name: req.container_name.clone(),
+            netns: netns.to_path_buf(),
+            attachments: Vec::new(),
+            port_mappings: req.port_mappings.clone(),
+        });
+    lease.attachments.extend(attachments);
     new
 }
 
@@ -342,23 +365,29 @@ fn rollback(host: &mut Netlink, opts: &Options, undo: Vec<Undo>) -> Vec<Error> {
     failures
 }
 
-/// The request's DNS servers; else the gateways of DNS-enabled networks;
-/// else the host's non-loopback resolvers when any network has outbound
-/// access.
-fn dns_servers(req: &Request) -> Vec<Ipv4Addr> {
-    if let Some(d) = &req.dns_servers {
-        return d.clone();
+/// The request's DNS servers; else the gateways of the lease's
+/// DNS-enabled networks; else the host's non-loopback resolvers when any
+/// of its networks has outbound access.
+pub(crate) fn dns_servers(
+    asked: Option<&[Ipv4Addr]>,
+    state: &State,
+    lease: &Lease,
+) -> Vec<Ipv4Addr> {
+    if let Some(d) = asked {
+        return d.to_vec();
     }
-    let responders: Vec<_> = req
-        .networks
-        .iter()
-        .filter(|a| a.network.dns_enabled)
-        .map(|a| a.network.gateway())
+    let networks: Vec<_> = (lease.attachments.iter())
+        .filter_map(|a| state.networks.get(&a.network))
+        .map(|n| &n.config)
+        .collect();
+    let responders: Vec<_> = (networks.iter())
+        .filter(|n| n.dns_enabled)
+        .map(|n| n.gateway())
         .collect();
     if !responders.is_empty() {
         return responders;
     }
-    if req.networks.iter().all(|a| a.network.internal) {
+    if networks.iter().all(|n| n.internal) {
         return Vec::new();
     }
     dns::host_resolvers()

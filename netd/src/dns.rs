@@ -1,7 +1,8 @@
 //! The DNS responder of one network: UDP on the gateway address, port 53.
 //!
 //! It answers A and AAAA queries for container names and aliases leased on
-//! its network (read from the state file on every query, so it never serves
+//! its network — or, for a container attached to more networks, on those
+//! (read from the state file on every query, so it never serves
 //! a record whose lease is gone) and forwards every other query to the
 //! upstream resolvers — unless the network is internal, where unknown names
 //! get NXDOMAIN. One responder process per network; see `responder.rs`
@@ -88,7 +89,7 @@ pub(crate) fn response(query: &[u8], q: &Question, answers: &[IpAddr], rcode: u8
 
 /// Addresses (IPv4 and IPv6) on `network` of containers called `name`
 /// (name or alias).
-pub(crate) fn lookup(state: &State, network: &str, name: &str) -> Vec<IpAddr> {
+fn lookup_on(state: &State, network: &str, name: &str) -> Vec<IpAddr> {
     state
         .leases
         .values()
@@ -100,6 +101,29 @@ pub(crate) fn lookup(state: &State, network: &str, name: &str) -> Vec<IpAddr> {
         })
         .flat_map(|(_, a)| std::iter::once(a.ip.into()).chain(a.ip6.map(IpAddr::from)))
         .collect()
+}
+
+/// What `name` is for the container asking from address `from` on
+/// `network`: its addresses on `network`, else (docker's rule: a container
+/// resolves the names of every network it is attached to) on the asking
+/// container's other networks, in the order it joined them.
+pub(crate) fn lookup(state: &State, network: &str, name: &str, from: IpAddr) -> Vec<IpAddr> {
+    let own = lookup_on(state, network, name);
+    if !own.is_empty() {
+        return own;
+    }
+    let asker = state.leases.values().find(|l| {
+        l.attachments.iter().any(|a| {
+            a.network == network
+                && (IpAddr::from(a.ip) == from || a.ip6.map(IpAddr::from) == Some(from))
+        })
+    });
+    let Some(asker) = asker else { return own };
+    (asker.attachments.iter())
+        .filter(|a| a.network != network)
+        .map(|a| lookup_on(state, &a.network, name))
+        .find(|ips| !ips.is_empty())
+        .unwrap_or_default()
 }
 
 /// What the responder needs to know.
@@ -125,19 +149,19 @@ pub fn serve(cfg: &ServeConfig<'_>, ready: impl FnOnce()) -> Result<(), Error> {
         let Some(q) = parse_query(query) else {
             continue;
         };
-        let answer = answer(cfg, query, &q);
+        let answer = answer(cfg, query, &q, from.ip());
         if let Some(a) = answer {
             let _ = sock.send_to(&a, from);
         }
     }
 }
 
-fn answer(cfg: &ServeConfig<'_>, query: &[u8], q: &Question) -> Option<Vec<u8>> {
+fn answer(cfg: &ServeConfig<'_>, query: &[u8], q: &Question, from: IpAddr) -> Option<Vec<u8>> {
     let state = match state::read_unlocked(cfg.state_dir) {
         Ok(s) => s,
         Err(_) => return Some(response(query, q, &[], RCODE_SERVFAIL)),
     };
-    let ips = lookup(&state, cfg.network, &q.name);
+    let ips = lookup(&state, cfg.network, &q.name, from);
     if !ips.is_empty() {
         // Known name: its records of the asked type, else none (NOERROR).
         let ips: Vec<IpAddr> = ips
@@ -247,7 +271,8 @@ mod tests {
             upstreams: vec![],
         };
         let q = query(name, qtype);
-        let r = answer(&cfg, &q, &parse_query(&q).expect("query")).expect("answer");
+        let from = IpAddr::from(Ipv4Addr::new(10, 0, 0, 99));
+        let r = answer(&cfg, &q, &parse_query(&q).expect("query"), from).expect("answer");
         (r[3] & 0x0f, u16::from_be_bytes([r[6], r[7]]))
     }
 
@@ -260,11 +285,12 @@ mod tests {
             serde_json::to_vec(&st).expect("json"),
         )
         .expect("write");
+        let from = IpAddr::from(Ipv4Addr::new(10, 0, 0, 99));
         assert_eq!(
-            lookup(&st, "n", "WEB"),
+            lookup(&st, "n", "WEB", from),
             vec![IpAddr::from(Ipv4Addr::new(10, 0, 0, 2))]
         );
-        assert!(lookup(&st, "other", "web").is_empty());
+        assert!(lookup(&st, "other", "web", from).is_empty());
         assert_eq!(check(dir.path(), false, "web", TYPE_A), (0, 1));
         assert_eq!(check(dir.path(), false, "www", TYPE_A), (0, 1));
         assert_eq!(
@@ -281,6 +307,59 @@ mod tests {
             (RCODE_NXDOMAIN, 0),
             "no upstream"
         );
+    }
+
+    /// Adds container `name` attached to `(network, ip)`s, in order.
+    fn attach(st: &mut State, name: &str, nets: &[(&str, [u8; 4])]) {
+        use crate::state::{Lease, LeaseAttachment};
+        let attachments = (nets.iter().enumerate())
+            .map(|(i, (network, ip))| LeaseAttachment {
+                network: network.to_string(),
+                ip: Ipv4Addr::from(*ip),
+                ip6: None,
+                host_interface: format!("vb{name}{i}"),
+                interface: format!("eth{i}"),
+                aliases: vec![],
+            })
+            .collect();
+        let lease = Lease {
+            container_name: name.into(),
+            netns: "/x".into(),
+            attachments,
+            port_mappings: vec![],
+        };
+        st.leases.insert(name.into(), lease);
+    }
+
+    #[test]
+    fn a_container_on_two_networks_resolves_names_of_both() {
+        let mut st = State::default();
+        attach(
+            &mut st,
+            "both",
+            &[("a", [10, 1, 0, 2]), ("b", [10, 2, 0, 2])],
+        );
+        attach(&mut st, "on-a", &[("a", [10, 1, 0, 3])]);
+        attach(&mut st, "on-b", &[("b", [10, 2, 0, 3])]);
+        attach(
+            &mut st,
+            "also",
+            &[("b", [10, 2, 0, 4]), ("a", [10, 1, 0, 4])],
+        );
+        let ip = |a: [u8; 4]| IpAddr::from(Ipv4Addr::from(a));
+        let both_on_a = ip([10, 1, 0, 2]);
+        // Asked on a, by the container on both: b's names too.
+        assert_eq!(lookup(&st, "a", "on-b", both_on_a), vec![ip([10, 2, 0, 3])]);
+        assert_eq!(lookup(&st, "a", "on-a", both_on_a), vec![ip([10, 1, 0, 3])]);
+        // A name on both networks: the address on the asked one.
+        assert_eq!(lookup(&st, "a", "also", both_on_a), vec![ip([10, 1, 0, 4])]);
+        assert_eq!(
+            lookup(&st, "b", "also", ip([10, 2, 0, 2])),
+            vec![ip([10, 2, 0, 4])]
+        );
+        // A container only on a does not see b's names, nor does a stranger.
+        assert!(lookup(&st, "a", "on-b", ip([10, 1, 0, 3])).is_empty());
+        assert!(lookup(&st, "a", "on-b", ip([10, 1, 0, 99])).is_empty());
     }
 
     #[test]

@@ -128,6 +128,16 @@ pub enum Error {
     },
     #[error("container {0:?} is already set up")]
     AlreadySetUp(String),
+    #[error("container {id:?} is set up in netns {}, not {}", leased.display(), path.display())]
+    NetnsMismatch {
+        id: String,
+        path: PathBuf,
+        leased: PathBuf,
+    },
+    #[error("container {0:?} is set up already: connect publishes no ports")]
+    ConnectPorts(String),
+    #[error("container {id:?} is already connected to network {network:?}")]
+    AlreadyConnected { id: String, network: String },
     #[error("host port {port}/{protocol} is already published by container {owner:?}")]
     PortPublished {
         port: u16,
@@ -159,6 +169,8 @@ pub enum Error {
     NotNetns { path: PathBuf },
     #[error("no lease for container {0:?}")]
     NoLease(String),
+    #[error("container {id:?} is not connected to network {network:?}")]
+    NotConnected { id: String, network: String },
 
     // --- host and state
     #[error("create state dir {}", path.display())]
@@ -258,8 +270,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("setup of container {id:?} failed and was rolled back")]
+    #[error("{op} of container {id:?} failed and was rolled back")]
     Apply {
+        /// `setup` or `connect`.
+        op: &'static str,
         id: String,
         #[source]
         source: Box<Error>,
@@ -294,6 +308,8 @@ pub enum Error {
     },
     #[error("teardown of container {id:?}: {} step(s) failed", failures.len())]
     TeardownIncomplete { id: String, failures: Vec<Error> },
+    #[error("disconnect of container {id:?}: {} step(s) failed", failures.len())]
+    DisconnectIncomplete { id: String, failures: Vec<Error> },
 }
 
 impl Error {
@@ -329,6 +345,9 @@ impl Error {
             | IpInUse { .. }
             | SubnetFull { .. }
             | AlreadySetUp(_)
+            | NetnsMismatch { .. }
+            | ConnectPorts(_)
+            | AlreadyConnected { .. }
             | PortPublished { .. }
             | PortInUse { .. }
             | HostInterfaceExists(_)
@@ -337,9 +356,11 @@ impl Error {
             OpenNetns { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 ErrorCode::NotFound
             }
-            NotNetns { .. } | NoLease(_) => ErrorCode::NotFound,
+            NotNetns { .. } | NoLease(_) | NotConnected { .. } => ErrorCode::NotFound,
             Apply { .. } => ErrorCode::ApplyFailed,
-            TeardownIncomplete { .. } => ErrorCode::TeardownIncomplete,
+            TeardownIncomplete { .. } | DisconnectIncomplete { .. } => {
+                ErrorCode::TeardownIncomplete
+            }
             _ => ErrorCode::Internal,
         }
     }
@@ -352,7 +373,10 @@ impl Error {
                 rollback_failures: f,
                 ..
             }
-            | Error::TeardownIncomplete { failures: f, .. } => f.iter().map(|e| chain(e)).collect(),
+            | Error::TeardownIncomplete { failures: f, .. }
+            | Error::DisconnectIncomplete { failures: f, .. } => {
+                f.iter().map(|e| chain(e)).collect()
+            }
             _ => Vec::new(),
         }
     }

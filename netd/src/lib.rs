@@ -4,7 +4,9 @@
 //! then applies it — bridge, veth pair into the netns, addresses, routes,
 //! nftables, a DNS responder per DNS-enabled network — rolling back what was
 //! applied when a step fails. `teardown` removes a container's interfaces,
-//! rules and records best effort, reporting every failure. Addresses are
+//! rules and records best effort, reporting every failure. `connect` adds
+//! attachments to a set-up container as setup does (validate, apply, roll
+//! back) and `disconnect` removes some as teardown does. Addresses are
 //! leased in a state directory under `flock`.
 //!
 //! Invariants: the state file is only changed under the lock; the nft table
@@ -25,6 +27,7 @@ pub mod state;
 pub mod wire;
 
 mod apply;
+mod disconnect;
 mod ipam;
 mod plan;
 mod responder;
@@ -33,7 +36,8 @@ mod teardown;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use apply::setup;
+pub use apply::{connect, setup};
+pub use disconnect::disconnect;
 pub use error::Error;
 pub use plan::check_network;
 pub use teardown::teardown;

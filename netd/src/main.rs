@@ -38,6 +38,10 @@ enum Command {
     Setup(NetnsArgs),
     /// Detach it again (best effort, every failure reported).
     Teardown(NetnsArgs),
+    /// Attach a set-up container to more networks, leaving the others alone.
+    Connect(NetnsArgs),
+    /// Detach a container from some of its networks (best effort).
+    Disconnect(NetnsArgs),
     /// Run a network's DNS responder (started by setup, not by hand).
     #[command(hide = true)]
     DnsServe(DnsServeArgs),
@@ -106,6 +110,8 @@ fn main() -> ExitCode {
     let answer = match &cli.command {
         Command::Setup(a) => commands::setup::run(a, &opts),
         Command::Teardown(a) => commands::teardown::run(a, &opts),
+        Command::Connect(a) => commands::connect::run(a, &opts),
+        Command::Disconnect(a) => commands::connect::run_disconnect(a, &opts),
         Command::DnsServe(a) => commands::dns_serve::run(a, &opts),
     };
     match answer {

@@ -11,9 +11,19 @@ use std::path::Path;
 
 use crate::ipam::{allocate4, allocate6, overlaps_host4, overlaps_host6, reserved6};
 use crate::netlink::{Link, Netlink};
-use crate::state::State;
+use crate::state::{Lease, State};
 use crate::wire::{NetworkConfig, PortMapping, Protocol, Request};
 use crate::Error;
+
+/// What a request does to the container's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `setup`: the container has no lease; the request makes it.
+    Setup,
+    /// `connect`: add the request's attachments to the container's lease
+    /// (made as by setup when it has none).
+    Connect,
+}
 
 /// One attachment, ready to apply.
 #[derive(Debug, Clone)]
@@ -43,11 +53,49 @@ pub(crate) fn valid_ifname(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
-fn interface_name(req: &Request, i: usize) -> String {
-    req.networks[i]
-        .interface_name
-        .clone()
-        .unwrap_or_else(|| format!("eth{i}"))
+/// The name inside the netns of each attachment: the one asked for, else
+/// `eth<index>` for a new lease, or the lowest `ethN` the container does
+/// not use yet when `lease` (its current one) is extended.
+pub(crate) fn interface_names(req: &Request, lease: Option<&Lease>) -> Vec<String> {
+    let Some(lease) = lease else {
+        return (req.networks.iter().enumerate())
+            .map(|(i, a)| {
+                a.interface_name
+                    .clone()
+                    .unwrap_or_else(|| format!("eth{i}"))
+            })
+            .collect();
+    };
+    let mut taken: BTreeSet<String> = (lease.attachments.iter())
+        .map(|a| a.interface.clone())
+        .chain(req.networks.iter().filter_map(|a| a.interface_name.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for a in &req.networks {
+        let name = a.interface_name.clone().unwrap_or_else(|| {
+            let free = (0..)
+                .map(|n| format!("eth{n}"))
+                .find(|n| !taken.contains(n));
+            free.expect("a free ethN")
+        });
+        taken.insert(name.clone());
+        out.push(name);
+    }
+    out
+}
+
+/// Every name is valid and used once.
+fn check_interface_names(names: &[String]) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    for n in names {
+        if !valid_ifname(n) {
+            return Err(Error::BadInterfaceName(n.clone()));
+        }
+        if !seen.insert(n) {
+            return Err(Error::DuplicateInterface(n.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that need nothing but the request.
@@ -58,18 +106,16 @@ pub(crate) fn check_request(req: &Request) -> Result<(), Error> {
     if req.networks.is_empty() {
         return Err(Error::NoNetworks);
     }
-    let (mut names, mut ifnames) = (BTreeSet::new(), BTreeSet::new());
+    let mut names = BTreeSet::new();
+    // The names asked for (defaults are checked with the lease, in plan).
+    let asked: Vec<String> = (req.networks.iter())
+        .filter_map(|a| a.interface_name.clone())
+        .collect();
+    check_interface_names(&asked)?;
     for (i, a) in req.networks.iter().enumerate() {
         check_network(&a.network)?;
         if !names.insert(&a.network.name) {
             return Err(Error::DuplicateNetwork(a.network.name.clone()));
-        }
-        let ifname = interface_name(req, i);
-        if !valid_ifname(&ifname) {
-            return Err(Error::BadInterfaceName(ifname));
-        }
-        if !ifnames.insert(ifname.clone()) {
-            return Err(Error::DuplicateInterface(ifname));
         }
         if let Some(ip) = a.static_ip {
             let n = &a.network;
@@ -228,23 +274,31 @@ pub(crate) fn host_veth_name(container_id: &str, network: &str) -> String {
     format!("vb{h:08x}")
 }
 
-/// Check `req` against the state and the host and allocate addresses.
+/// Check `req` against the state and the host and allocate addresses: for
+/// `setup` the container must have no lease; for `connect` its lease (if
+/// any) must be in this netns, publish nothing new and not have the
+/// networks yet. Default routes go via the first non-internal attachment
+/// of the lease (of the dual-stack ones for IPv6), old ones counted first.
 pub(crate) fn plan(
     req: &Request,
     state: &State,
     host: &mut Netlink,
     inside: &mut Netlink,
     netns: &Path,
+    mode: Mode,
 ) -> Result<Vec<Planned>, Error> {
-    if state.leases.contains_key(&req.container_id) {
-        return Err(Error::AlreadySetUp(req.container_id.clone()));
+    let lease = state.leases.get(&req.container_id);
+    if let Some(lease) = lease {
+        check_extend(req, lease, netns, mode)?;
     }
+    let names = interface_names(req, lease);
+    check_interface_names(&names)?;
     let links = host.links().map_err(Error::ListHost)?;
     let v6 = req.networks.iter().any(|a| a.network.subnet6.is_some());
     let addrs = host_addresses(host, v6)?;
     let mut out = Vec::new();
-    let (mut routed, mut routed6) = (false, false);
-    for (i, a) in req.networks.iter().enumerate() {
+    let (mut routed, mut routed6) = lease.map_or((false, false), |l| routes_of(l, state));
+    for (a, interface) in req.networks.iter().zip(names) {
         let n = &a.network;
         check_against_state(n, state)?;
         let bridge = links.iter().find(|l| l.name == n.bridge);
@@ -256,7 +310,6 @@ pub(crate) fn plan(
         if links.iter().any(|l| l.name == host_veth) {
             return Err(Error::HostInterfaceExists(host_veth));
         }
-        let interface = interface_name(req, i);
         let found = inside
             .link_by_name(&interface)
             .map_err(|source| Error::LookupLink {
@@ -287,9 +340,55 @@ pub(crate) fn plan(
             aliases,
         });
     }
-    let published6 = out.first().is_some_and(|p| p.ip6.is_some());
-    check_ports_free(req, state, published6)?;
+    if lease.is_none() {
+        let published6 = out.first().is_some_and(|p| p.ip6.is_some());
+        check_ports_free(req, state, published6)?;
+    }
     Ok(out)
+}
+
+/// Whether `lease` has an attachment that holds the IPv4 (and one that
+/// holds the IPv6) default route: a non-internal (dual-stack) one.
+pub(crate) fn routes_of(lease: &Lease, state: &State) -> (bool, bool) {
+    let outbound = |name: &str| state.networks.get(name).is_some_and(|n| !n.config.internal);
+    let v4 = lease.attachments.iter().any(|a| outbound(&a.network));
+    let v6 = (lease.attachments.iter()).any(|a| a.ip6.is_some() && outbound(&a.network));
+    (v4, v6)
+}
+
+/// A connect may extend `lease`: same netns, no ports, new networks only.
+fn check_extend(req: &Request, lease: &Lease, netns: &Path, mode: Mode) -> Result<(), Error> {
+    let id = req.container_id.clone();
+    if mode == Mode::Setup {
+        return Err(Error::AlreadySetUp(id));
+    }
+    if !same_netns(&lease.netns, netns) {
+        let (path, leased) = (netns.to_path_buf(), lease.netns.clone());
+        return Err(Error::NetnsMismatch { id, path, leased });
+    }
+    if !req.port_mappings.is_empty() {
+        return Err(Error::ConnectPorts(id));
+    }
+    for a in &req.networks {
+        if lease
+            .attachments
+            .iter()
+            .any(|l| l.network == a.network.name)
+        {
+            let network = a.network.name.clone();
+            return Err(Error::AlreadyConnected { id, network });
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same namespace (device and inode).
+fn same_netns(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
 }
 
 /// The host's addresses as `(link index, address, prefix)`: IPv4, and
@@ -575,6 +674,47 @@ mod tests {
         check(&r, Some(InvalidRequest));
         r.networks[0].network.ip_range = Some("10.9.0.0/26".parse().unwrap());
         check(&r, Some(InvalidRequest));
+    }
+
+    #[test]
+    fn connect_names_interfaces_after_the_lease() {
+        let mut r = req(&[("a", "10.1.0.0/24"), ("b", "10.2.0.0/24")]);
+        assert_eq!(interface_names(&r, None), ["eth0", "eth1"]);
+        let lease = |ifs: &[&str]| crate::state::Lease {
+            container_name: "c".into(),
+            netns: "/x".into(),
+            attachments: (ifs.iter())
+                .map(|i| crate::state::LeaseAttachment {
+                    network: format!("n-{i}"),
+                    ip: Ipv4Addr::new(10, 9, 0, 2),
+                    ip6: None,
+                    host_interface: format!("vb{i}"),
+                    interface: i.to_string(),
+                    aliases: vec![],
+                })
+                .collect(),
+            port_mappings: vec![],
+        };
+        // The lowest free ethN, after the lease's and the asked-for names.
+        assert_eq!(
+            interface_names(&r, Some(&lease(&["eth0"]))),
+            ["eth1", "eth2"]
+        );
+        assert_eq!(
+            interface_names(&r, Some(&lease(&["eth1"]))),
+            ["eth0", "eth2"]
+        );
+        r.networks[1].interface_name = Some("eth0".into());
+        assert_eq!(
+            interface_names(&r, Some(&lease(&["eth2"]))),
+            ["eth1", "eth0"]
+        );
+        // A setup's defaults clash with an asked-for name: refused in plan.
+        let names = interface_names(&r, None);
+        assert!(matches!(
+            check_interface_names(&names),
+            Err(Error::DuplicateInterface(_))
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::netlink::Netlink;
 use crate::netns::Netns;
-use crate::state::{Lease, LockedState, State};
+use crate::state::{LeaseAttachment, LockedState, State};
 use crate::wire::{Request, TeardownResult};
 use crate::{nft, responder, Error, Options};
 
@@ -31,16 +31,10 @@ pub fn teardown(netns_path: &Path, req: &Request, opts: &Options) -> Result<Tear
         removed_interfaces: Vec::new(),
         removed_bridges: Vec::new(),
     };
-    remove_interfaces(&mut host, netns_path, &lease, &mut result, &mut failures);
+    let gone = &lease.attachments;
+    remove_interfaces(&mut host, netns_path, gone, &mut result, &mut failures);
     let dir = &opts.state_dir;
-    remove_unused_networks(
-        &mut host,
-        dir,
-        &mut state,
-        &lease,
-        &mut result,
-        &mut failures,
-    );
+    remove_unused_networks(&mut host, dir, &mut state, gone, &mut result, &mut failures);
     if let Err(e) = nft::apply(&state, &opts.nft_table) {
         failures.push(e);
     }
@@ -59,15 +53,15 @@ pub fn teardown(netns_path: &Path, req: &Request, opts: &Options) -> Result<Tear
 
 /// Delete each veth by its host end; if that end is gone, delete the
 /// inside end through the netns (a missing netns took the pair with it).
-fn remove_interfaces(
+pub(crate) fn remove_interfaces(
     host: &mut Netlink,
     netns_path: &Path,
-    lease: &Lease,
+    attachments: &[LeaseAttachment],
     result: &mut TeardownResult,
     failures: &mut Vec<Error>,
 ) {
     let mut inside: Option<Netlink> = None;
-    for a in &lease.attachments {
+    for a in attachments {
         match delete_link(host, &a.host_interface) {
             Ok(true) => {
                 result.removed_interfaces.push(a.host_interface.clone());
@@ -100,16 +94,17 @@ fn remove_interfaces(
 }
 
 /// Networks without leases leave the state, with their DNS responder and
-/// (if netd created it) their bridge.
-fn remove_unused_networks(
+/// (if netd created it) their bridge: those of `attachments` (just
+/// removed from `state`).
+pub(crate) fn remove_unused_networks(
     host: &mut Netlink,
     state_dir: &Path,
     state: &mut State,
-    lease: &Lease,
+    attachments: &[LeaseAttachment],
     result: &mut TeardownResult,
     failures: &mut Vec<Error>,
 ) {
-    for a in &lease.attachments {
+    for a in attachments {
         if state.network_in_use(&a.network) {
             continue;
         }

@@ -14,7 +14,9 @@ mod subnet;
 
 pub use subnet::{Subnet, Subnet6, SubnetParseError};
 
-/// The request read from stdin (or `--file`) by `setup` and `teardown`.
+/// The request read from stdin (or `--file`) by every command: `setup`
+/// and `connect` use all of it, `disconnect` the id and the networks'
+/// names, `teardown` only the id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
@@ -295,6 +297,19 @@ pub struct TeardownResult {
     pub removed_interfaces: Vec<String>,
     /// Bridges removed because no container used them any more.
     pub removed_bridges: Vec<String>,
+}
+
+/// What `disconnect` prints on success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisconnectResult {
+    pub container_id: String,
+    /// Host-side interfaces removed.
+    pub removed_interfaces: Vec<String>,
+    /// Bridges removed because no container used them any more.
+    pub removed_bridges: Vec<String>,
+    /// The container's DNS servers from now on (as `setup` chooses them,
+    /// from the networks it keeps; none when it keeps none).
+    pub dns_servers: Vec<Ipv4Addr>,
 }
 
 /// What either command prints on failure (and exits with `code`).

@@ -1,5 +1,6 @@
 //! IPAM under concurrency: 50 setups started at once on one network get 50
-//! distinct addresses; after teardown nothing is left.
+//! distinct addresses, connects racing setups too; after teardown (and
+//! disconnect) nothing is left.
 
 mod common;
 
@@ -94,4 +95,85 @@ fn fifty_concurrent_setups_get_distinct_addresses_and_teardown_leaves_nothing() 
     assert!(!host_link_exists(&br), "bridge left");
     assert_eq!(env.leases(), json!({}), "leases left");
     assert!(!env.table_exists(), "nft table left");
+}
+
+/// Connects and disconnects race with setups of other containers on the
+/// same network: every address is handed out once, each container keeps
+/// its first interface, and disconnect leaves what setup made.
+#[test]
+fn concurrent_connects_get_distinct_addresses_and_disconnects_leave_the_rest() {
+    let name = "concurrent_connects_get_distinct_addresses_and_disconnects_leave_the_rest";
+    if !common::require(name) {
+        return;
+    }
+    const M: usize = 12;
+    let mut env = Env::new();
+    let (br1, br2) = (env.bridge(), env.bridge());
+    let (net1, _) = subnet();
+    let (net2, [a, b, c]) = subnet();
+    let namespaces: Vec<_> = (0..M).map(|_| env.netns()).collect();
+    let id = |i: usize| format!("c-race-{i}");
+    // Even ones are set up on net1 first and connect to net2; odd ones are
+    // set up on net2 meanwhile.
+    for i in (0..M).step_by(2) {
+        let (code, v) = env.netd(
+            "setup",
+            &namespaces[i],
+            request(&id(i), &br1, &net1, json!({}), json!([]))
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(code, 0, "setup {i}: {v}");
+    }
+    let env = Arc::new(env);
+    let barrier = Arc::new(std::sync::Barrier::new(M));
+    let threads: Vec<_> = (0..M)
+        .map(|i| {
+            let (env, barrier, ns) = (env.clone(), barrier.clone(), namespaces[i].clone());
+            let req = request(&id(i), &br2, &net2, json!({}), json!([]));
+            let op = if i % 2 == 0 { "connect" } else { "setup" };
+            std::thread::spawn(move || {
+                barrier.wait();
+                env.netd(op, &ns, req.to_string().as_bytes())
+            })
+        })
+        .collect();
+    let mut addresses = BTreeSet::new();
+    for (i, t) in threads.into_iter().enumerate() {
+        let (code, v) = t.join().expect("thread");
+        assert_eq!(code, 0, "{i}: {v}");
+        let addr = v["interfaces"][0]["address"].as_str().expect("address");
+        assert!(addr.starts_with(&format!("{a}.{b}.{c}.")), "{addr}");
+        assert!(addrs_in(&namespaces[i]).contains(&addr.to_string()));
+        addresses.insert(addr.to_string());
+        let want = if i % 2 == 0 { "eth1" } else { "eth0" };
+        assert_eq!(v["interfaces"][0]["name"], want, "{i}: {v}");
+    }
+    assert_eq!(addresses.len(), M, "duplicate addresses handed out");
+
+    let threads: Vec<_> = (0..M)
+        .map(|i| {
+            let (env, ns) = (env.clone(), namespaces[i].clone());
+            let req = request(&id(i), &br2, &net2, json!({}), json!([]));
+            let op = if i % 2 == 0 { "disconnect" } else { "teardown" };
+            std::thread::spawn(move || env.netd(op, &ns, req.to_string().as_bytes()))
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        let (code, v) = t.join().expect("thread");
+        assert_eq!(code, 0, "{i}: {v}");
+    }
+    assert!(!host_link_exists(&br2), "second bridge left");
+    let leases = env.leases();
+    assert_eq!(leases.as_object().map(|m| m.len()), Some(M / 2));
+    for i in (0..M).step_by(2) {
+        assert_eq!(links_in(&namespaces[i]).len(), 2, "lo and eth0 in {i}");
+        let att = &leases[id(i)]["attachments"];
+        assert_eq!(att.as_array().map(Vec::len), Some(1), "{leases}");
+        let req = request(&id(i), &br1, &net1, json!({}), json!([]));
+        let (code, v) = env.netd("teardown", &namespaces[i], req.to_string().as_bytes());
+        assert_eq!(code, 0, "teardown {i}: {v}");
+    }
+    assert!(!host_link_exists(&br1) && !env.table_exists());
+    assert_eq!(env.leases(), json!({}));
 }

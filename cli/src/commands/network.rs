@@ -1,5 +1,6 @@
-//! `berth network create|ls|inspect|rm`: bridge networks berth-netd attaches
-//! containers to (`berth run --network NAME`).
+//! `berth network create|ls|inspect|rm|connect|disconnect`: bridge networks
+//! berth-netd attaches containers to (`berth run --network NAME`, `berth
+//! network connect NAME CONTAINER`).
 
 use std::process::ExitCode;
 
@@ -36,6 +37,28 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         networks: Vec<String>,
     },
+    /// Connect a container to a network (a running one at once)
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network (a running one at once)
+    Disconnect {
+        /// Also when berth-netd cannot detach it from the running container
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
+    /// Static IPv4 address on the network (a user-defined one)
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Another name the network's DNS answers for the container (repeatable)
+    #[arg(long)]
+    pub alias: Vec<String>,
+    pub network: String,
+    pub container: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -175,6 +198,20 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             for n in engine.network_prune()? {
                 println!("{n}");
             }
+        }
+        NetworkCommand::Connect(c) => {
+            engine
+                .network_connect(&c.network, &c.container, c.ip, &c.alias)
+                .with_context(|| format!("network connect {} {}", c.network, c.container))?;
+        }
+        NetworkCommand::Disconnect {
+            force,
+            network,
+            container,
+        } => {
+            engine
+                .network_disconnect(&network, &container, force)
+                .with_context(|| format!("network disconnect {network} {container}"))?;
         }
         NetworkCommand::Rm { networks } => {
             for n in &networks {

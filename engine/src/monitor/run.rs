@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use berth_netd::wire::{Request, SetupResult};
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -21,8 +22,8 @@ use super::time::{json_str, rfc3339_nanos};
 use super::{sys, Args, MonitorError};
 use crate::attach::{self, socket_path};
 use crate::layout::{
-    ATTACH_LOCK, CONSOLE_SOCKET, EXIT_FILE, MONITOR_LOCK, NETD_REQUEST, NETWORK_FILE, PID_FILE,
-    RESTARTING_FILE, RESTARTS_FILE, STOPPED_FILE,
+    ATTACH_LOCK, CONSOLE_SOCKET, EXIT_FILE, MONITOR_LOCK, NETD_REQUEST, NETWORK_FILE, NETWORK_LOCK,
+    PID_FILE, RESTARTING_FILE, RESTARTS_FILE, STOPPED_FILE,
 };
 use crate::logs::LogWriter;
 use crate::sys::{fork_single_threaded, Forked};
@@ -223,7 +224,7 @@ fn sleep_unless_stopped(a: &Args, d: Duration) -> bool {
 /// `runtime start`; a failure removes the created container.
 fn start(a: &Args, c: &Created) -> Result<(), MonitorError> {
     runtime_ok(a, &["start", &a.id]).inspect_err(|_| {
-        let _ = netd(a, "teardown", c.pid.as_raw());
+        detach_network(a, c.pid.as_raw());
         let _ = runtime_ok(a, &["delete", "--force", &a.id]);
     })
 }
@@ -302,13 +303,7 @@ fn create(a: &Args) -> Result<Created, MonitorError> {
         .trim()
         .parse()
         .map_err(|_| MonitorError::Runtime("runtime wrote a bad pid file".into()))?;
-    let attached = netd(a, "setup", pid).and_then(|out| {
-        let path = a.run_dir.join(NETWORK_FILE);
-        fs::write(&path, &out).map_err(sys(format!("write {}", path.display())))?;
-        point_resolv_conf(a, &out)
-    });
-    if let Err(e) = attached {
-        let _ = netd(a, "teardown", pid);
+    if let Err(e) = attach_network(a, pid) {
         let _ = runtime_ok(a, &["delete", "--force", &a.id]);
         return Err(e);
     }
@@ -330,37 +325,55 @@ fn receive_master(l: &UnixListener) -> std::io::Result<OwnedFd> {
     crate::sys::recv_fd(&conn)
 }
 
-/// Name servers as netd reports them (a DNS-enabled network's gateway
-/// first) into the container's resolv.conf, rewritten in place: it is
-/// already bind-mounted into the container, so it keeps its inode. Other
-/// lines (search, options) stay.
-fn point_resolv_conf(a: &Args, setup_out: &[u8]) -> Result<(), MonitorError> {
+/// Under the network lock: netd's setup of the request (nothing when it
+/// names no network: every one was disconnected), its answer as
+/// `network.json`, its name servers in resolv.conf. A failure tears down
+/// what setup made. Nothing to do without `--netd`.
+fn attach_network(a: &Args, pid: i32) -> Result<(), MonitorError> {
     if a.netd.is_none() {
         return Ok(());
     }
-    let v: serde_json::Value = serde_json::from_slice(setup_out).unwrap_or_default();
-    let servers: Vec<&str> = v["dns_servers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str())
-        .collect();
-    let path = a.bundle.join("resolv.conf");
-    let Ok(old) = fs::read_to_string(&path) else {
-        return Ok(());
-    };
-    let mut text: String = servers
-        .iter()
-        .map(|s| format!("nameserver {s}\n"))
-        .collect();
-    for l in old
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("nameserver"))
-    {
-        text.push_str(l);
-        text.push('\n');
+    let _held = lock(&a.run_dir.join(NETWORK_LOCK), FlockArg::LockExclusive)?;
+    let done = setup_network(a, pid);
+    if done.is_err() {
+        let _ = netd(a, "teardown", pid);
+        let _ = fs::remove_file(a.run_dir.join(NETWORK_FILE));
     }
-    fs::write(&path, text).map_err(sys(format!("write {}", path.display())))
+    done
+}
+
+fn setup_network(a: &Args, pid: i32) -> Result<(), MonitorError> {
+    let path = a.run_dir.join(NETD_REQUEST);
+    let req: Request = fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| MonitorError::Runtime(format!("bad netd request {}", path.display())))?;
+    let result: SetupResult = if req.networks.is_empty() {
+        SetupResult {
+            container_id: req.container_id,
+            interfaces: Vec::new(),
+            dns_servers: Vec::new(),
+            port_mappings: Vec::new(),
+        }
+    } else {
+        let out = netd(a, "setup", pid)?;
+        serde_json::from_slice(&out)
+            .map_err(|e| MonitorError::Runtime(format!("berth-netd setup answered: {e}")))?
+    };
+    crate::network::save_result(&a.run_dir, &result).map_err(sys("write network.json"))?;
+    crate::network::write_resolv_conf(&a.bundle, &result.dns_servers)
+        .map_err(sys("write resolv.conf"))
+}
+
+/// Under the network lock: netd's teardown (by the container id; the netns
+/// may be gone), and `network.json` goes.
+fn detach_network(a: &Args, pid: i32) {
+    if a.netd.is_none() {
+        return;
+    }
+    let _held = lock(&a.run_dir.join(NETWORK_LOCK), FlockArg::LockExclusive);
+    let _ = netd(a, "teardown", pid);
+    let _ = fs::remove_file(a.run_dir.join(NETWORK_FILE));
 }
 
 /// `berth-netd setup|teardown` for the container whose init is `pid`;
@@ -539,7 +552,7 @@ fn record_exit(a: &Args, code: i32, pid: Pid) -> Result<Result<(), MonitorError>
     );
     // The netns is gone with the init; netd removes the host side, the
     // lease and the port rules by the container id.
-    let _ = netd(a, "teardown", pid.as_raw());
+    detach_network(a, pid.as_raw());
     let deleted = runtime_ok(a, &["delete", "--force", &a.id]);
     let path = a.run_dir.join(EXIT_FILE);
     let tmp = a.run_dir.join(".exit.json.tmp");

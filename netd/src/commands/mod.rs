@@ -1,3 +1,4 @@
+pub mod connect;
 pub mod dns_serve;
 pub mod setup;
 pub mod teardown;
