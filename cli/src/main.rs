@@ -24,7 +24,14 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // docker's code for a usage error is 125 (help and --version: 0).
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
+        }
+    };
     let ctx = commands::Ctx::new(cli.global, &cli.command);
     match ctx.and_then(|ctx| commands::run(cli.command, &ctx)) {
         Ok(code) => code,

@@ -87,6 +87,15 @@ fn exit_codes(test: &str, rt: &str) {
     );
     let o = e.run(&["--rm", "busybox:test", "/no/such/file"]);
     assert_eq!(code(&o), 127, "{}", text(&o.stderr));
+    // A usage error is docker's 125 too; --help is not an error.
+    let o = e.run(&["--no-such-flag", "busybox:test", "true"]);
+    assert_eq!(code(&o), 125, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("--no-such-flag"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(code(&e.berth(&["run", "--help"])), 0);
     assert_eq!(e.ps_all().len(), 1, "failed --rm runs left nothing");
 }
 

@@ -58,7 +58,12 @@ impl ContainerDb {
         conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        // NORMAL in WAL mode: a commit is not fsynced, a checkpoint is. The
+        // database never tears; a power cut may lose the last container
+        // changes, which leaves snapshot and run dirs without a record, and
+        // `system check --repair` removes those. (The image store's own
+        // connection stays FULL: blobs and leases protect data.)
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(ContainerDb {
