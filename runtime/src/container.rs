@@ -103,6 +103,20 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
         extra_env.push(format!("LISTEN_FDS={n}"));
         extra_env.push("LISTEN_PID=1".to_string());
     }
+    // The cgroup exists, with its limits, before the container's first
+    // process: that process moves itself in before anything else.
+    let cgroup_join = match &cgroup {
+        Some(cg) => {
+            // Armed first: a create that fails half-way is undone too.
+            guard.cgroup = Some(cg.clone());
+            cg.create()?;
+            if let Some(res) = linux.resources() {
+                crate::cgroups::apply_resources(cg, res)?;
+            }
+            cg.self_join_files()?
+        }
+        None => Vec::new(),
+    };
     let (parent_chan, child_chan) = sync::pair()?;
     let new_user = nsplan.new_user;
     let args = InitArgs {
@@ -118,6 +132,7 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
         preserve_fds: o.preserve_fds + listen_fds.unwrap_or(0),
         extra_env,
         cgroup: cgroup.clone(),
+        cgroup_join,
         ns: nsplan,
         seccomp_listener,
         seccomp,
@@ -137,14 +152,6 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
         parent_chan.expect("user namespace", |m| matches!(m, Msg::UsernsReady))?;
         if new_user {
             write_id_maps(child.as_raw(), linux, o.rootless)?;
-        }
-        if let Some(cg) = &cgroup {
-            // Armed first: a create_and_enter that fails half-way is undone too.
-            guard.cgroup = Some(cg.clone());
-            cg.create_and_enter(child.as_raw())?;
-            if let Some(res) = linux.resources() {
-                crate::cgroups::apply_resources(cg, res)?;
-            }
         }
         parent_chan.send(&Msg::Proceed { state: None })?;
         let pid = match parent_chan.expect("init pid", |m| matches!(m, Msg::InitPid { .. }))? {

@@ -105,18 +105,27 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
     };
     let (parent, child) = sync::pair()?;
     let cg = st.cgroup_path.as_deref().map(cgroups::from_saved);
+    // The exec'd process moves itself into the container's cgroup first
+    // thing (see `Cgroup::self_join_files`).
+    let cgroup_join = match &cg {
+        Some(cg) => cg.self_join_files()?,
+        None => Vec::new(),
+    };
     let pid = match sys::fork().map_err(sys_err("fork"))? {
         Forked::Child => {
             drop(parent);
-            let e = child_side(
-                &child,
-                &fds,
-                has_user,
-                &o,
-                config,
-                listener,
-                program.as_ref(),
-            );
+            let e = match cgroups::join_self(&cgroup_join) {
+                Err(e) => e,
+                Ok(()) => child_side(
+                    &child,
+                    &fds,
+                    has_user,
+                    &o,
+                    config,
+                    listener,
+                    program.as_ref(),
+                ),
+            };
             let _ = child.send(&Msg::Error {
                 msg: crate::error::chain(&e),
             });
@@ -125,10 +134,8 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
         Forked::Parent(pid) => pid,
     };
     drop(child);
+    drop(cgroup_join);
     let r = (|| -> Result<()> {
-        if let Some(cg) = &cg {
-            cg.enter(pid.as_raw())?;
-        }
         // The seccomp agent gets the exec'd process's host pid, which only
         // the parent knows.
         let payload = match (seccomp, &listener) {

@@ -33,6 +33,9 @@ pub struct InitArgs {
     pub preserve_fds: u32,
     pub extra_env: Vec<String>,
     pub cgroup: Option<crate::cgroups::Cgroup>,
+    /// The cgroup's `tasks` (v1) or `cgroup.procs` (v2) files, opened by
+    /// the parent: the intermediate moves itself in through them first.
+    pub cgroup_join: Vec<OwnedFd>,
     pub ns: ns::Plan,
     /// Connected to `linux.seccomp.listenerPath` (host view) when the
     /// profile notifies.
@@ -68,6 +71,9 @@ pub fn intermediate(a: InitArgs) -> ! {
 }
 
 fn stage_namespaces(a: &InitArgs) -> Result<()> {
+    // Before any namespace: the cgroup namespace, if new, is rooted at the
+    // cgroup the process is in when it is made; the limits hold from here.
+    crate::cgroups::join_self(&a.cgroup_join)?;
     for (t, fd) in &a.ns.join {
         setns(fd, ns::clone_flag(*t))
             .map_err(sys_err(format!("join {} namespace", ns::proc_name(*t))))?;

@@ -222,3 +222,47 @@ fn events_stream_reports_oom() {
     drop(rx);
     let _ = reader.join();
 }
+
+/// The cgroup lines of /proc/PID/cgroup for the v1 hierarchies the runtime
+/// manages (the named systemd one and the cgroup2 mount aside), sorted.
+fn v1_membership(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("0::") && !l.contains("name=systemd"))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn init_and_exec_join_every_hierarchy_of_the_container_cgroup() {
+    root_or_skip!("init_and_exec_join_every_hierarchy_of_the_container_cgroup");
+    if !v1_or_skip("init_and_exec_join_every_hierarchy_of_the_container_cgroup") {
+        return;
+    }
+    let fx = Fx::new("sleep 600", json!({"pids": {"limit": 50}}));
+    fx.run_detached();
+    let pid = fx.rt.state(&fx.id)["pid"].as_i64().expect("pid");
+    let init = v1_membership(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap());
+    // The container moves itself in (see Cgroup::self_join_files): every
+    // controller line names the container's cgroup.
+    assert!(init.len() >= 5, "v1 controllers: {init:?}");
+    for l in &init {
+        assert!(l.ends_with(&fx.cg.path()), "{l} is the container's cgroup");
+    }
+    assert_eq!(
+        fx.cg.read("pids", "pids.current"),
+        "1",
+        "init alone, counted"
+    );
+    // exec joins the same cgroups: inside the container's cgroup namespace
+    // (rooted at the container's cgroup) that is "/" in every hierarchy; a
+    // process left outside would see a path climbing out ("/../..").
+    let out = fx.rt.ok(&["exec", &fx.id, "cat", "/proc/self/cgroup"]);
+    let inside = v1_membership(&out);
+    assert_eq!(inside.len(), init.len(), "{out}");
+    for l in &inside {
+        assert!(l.ends_with(":/"), "exec'd process: {l}");
+    }
+}

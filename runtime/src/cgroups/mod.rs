@@ -28,6 +28,8 @@ mod validate;
 
 use std::fs;
 use std::io::ErrorKind;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -149,7 +151,7 @@ pub struct Cgroup {
     pub dirs: Vec<PathBuf>,
     /// The cgroup filesystem root the directories are under.
     pub root: PathBuf,
-    /// The topmost directory `create_and_enter` made for each hierarchy
+    /// The topmost directory `create` made for each hierarchy
     /// (shared by clones), so that [`Cgroup::destroy`] after a failed create
     /// also removes the parents it made. Empty for a cgroup loaded from
     /// state: like runc, `delete` leaves parents alone.
@@ -259,9 +261,8 @@ impl Cgroup {
     }
 
     /// Create the directories (cpuset is seeded from its parent so tasks can
-    /// join it; on v2 the controllers are enabled down the path) and move
-    /// `pid` into all of them.
-    pub fn create_and_enter(&self, pid: i32) -> Result<()> {
+    /// join it; on v2 the controllers are enabled down the path).
+    pub fn create(&self) -> Result<()> {
         for d in &self.dirs {
             if let Some(top) = mkdir_p(d)? {
                 self.created
@@ -274,19 +275,57 @@ impl Cgroup {
             } else if d.join("cpuset.cpus").exists() {
                 seed_cpuset(d)?;
             }
-            write(d, "cgroup.procs", &pid.to_string())?;
         }
         Ok(())
     }
 
-    /// Move `pid` into the (existing) cgroup directories.
-    pub fn enter(&self, pid: i32) -> Result<()> {
-        for d in &self.dirs {
-            write(d, "cgroup.procs", &pid.to_string())?;
-        }
-        Ok(())
+    /// Open, in every directory, the file through which a process moves
+    /// itself in: `tasks` on v1, `cgroup.procs` on v2. The container's
+    /// first process writes "0" to each ([`join_self`]) before it does
+    /// anything else. On v1 a single thread moving itself is exempt from
+    /// the kernel's global threadgroup lock, whose write side waits for an
+    /// RCU grace period (7-17 ms here) when the parent writes a pid into
+    /// `cgroup.procs`. The files are opened here, by the runtime, so the
+    /// kernel checks the write against the opener's credentials even after
+    /// the child has entered a user namespace.
+    pub fn self_join_files(&self) -> Result<Vec<OwnedFd>> {
+        let name = if self.is_v2() {
+            "cgroup.procs"
+        } else {
+            "tasks"
+        };
+        self.dirs
+            .iter()
+            .map(|d| {
+                let p = d.join(name);
+                fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&p)
+                    .map(OwnedFd::from)
+                    .map_err(|e| Error::Io {
+                        op: "open cgroup file",
+                        path: p,
+                        source: e,
+                    })
+            })
+            .collect()
     }
+}
 
+/// Move the calling process, single-threaded, into the cgroup through the
+/// files [`Cgroup::self_join_files`] opened.
+pub fn join_self(files: &[OwnedFd]) -> Result<()> {
+    for f in files {
+        nix::unistd::write(f, b"0").map_err(|e| Error::Cgroup {
+            path: crate::fsutil::fd_path(f.as_fd()).display().to_string(),
+            msg: format!("join: {e}"),
+        })?;
+    }
+    Ok(())
+}
+
+impl Cgroup {
     /// Pids of every process in the cgroup (from the first hierarchy that
     /// has any; all hierarchies hold the same tasks).
     pub fn pids(&self) -> Vec<i32> {
