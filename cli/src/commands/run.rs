@@ -2,10 +2,8 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use berth_engine::attach::{Signal, SignalGuard};
-use berth_engine::{BindMount, Engine, LogFollower, RunOptions};
+use berth_engine::{BindMount, RunOptions};
 
 use super::Ctx;
 
@@ -271,55 +269,13 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
     }
-    let started = if a.tty || a.interactive {
-        super::attach::start(&engine, &rec.id, &stream, true)
-    } else {
-        start_attached(&engine, &rec.id, stream.sig_proxy)
-    };
+    // Attached from the first byte through the monitor's socket: its end
+    // comes when the exit is on record, so the code is there at once.
+    let started = super::attach::start(&engine, &rec.id, &stream, true);
     if started.is_err() && a.rm {
         let _ = engine.remove_with_volumes(&rec.id, true);
     }
     started
-}
-
-/// Start a container and copy its output here until it exits; exit with
-/// its code. Signals we get go on to the container (`sig_proxy`). An
-/// `--rm` container is gone when this returns.
-pub fn start_attached(engine: &Engine, id: &str, sig_proxy: bool) -> anyhow::Result<ExitCode> {
-    let rec = engine.find(id)?;
-    // Held before start so a --rm container cannot vanish before we read it.
-    let attach = engine.attach_lock(&rec.id)?;
-    let mut f = LogFollower::open(&rec.log_path)?;
-    f.skip_to_tail(0)?; // output of earlier runs
-    let signals = SignalGuard::new()?;
-    engine.start(&rec.id)?;
-    let code = follow(engine, &rec.id, f, &signals, sig_proxy)?;
-    super::attach::finish_rm(engine, &rec.id, rec.options.auto_remove, attach);
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
-}
-
-/// Copy the container's output here until it exits; its exit code.
-fn follow(
-    engine: &Engine,
-    id: &str,
-    mut f: LogFollower,
-    signals: &SignalGuard,
-    sig_proxy: bool,
-) -> anyhow::Result<i32> {
-    let rec = engine.find(id)?;
-    loop {
-        let st = engine.state(&rec);
-        let exited = st.status == berth_engine::Status::Exited;
-        print_lines(&f.poll()?);
-        if exited {
-            return Ok(st.exit_code.unwrap_or(255));
-        }
-        for sig in signals.wait(Duration::from_millis(20)) {
-            if sig_proxy && sig != Signal::SIGWINCH {
-                let _ = engine.kill(&rec.id, &(sig as i32).to_string());
-            }
-        }
-    }
 }
 
 /// Write log lines to our stdout/stderr as the container wrote them.

@@ -26,11 +26,7 @@ pub fn run(a: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let [one] = a.containers.as_slice() else {
             anyhow::bail!("start -a takes exactly one container");
         };
-        let rec = engine.find(one)?;
-        if rec.options.tty || a.interactive {
-            return super::attach::start(&engine, one, &a.stream, a.interactive);
-        }
-        return super::run::start_attached(&engine, one, a.stream.sig_proxy);
+        return super::attach::start(&engine, one, &a.stream, a.interactive);
     }
     for c in &a.containers {
         engine.start(c).with_context(|| format!("start {c}"))?;

@@ -18,8 +18,9 @@ use crate::layout::ATTACH_SOCKET;
 
 /// Input not yet taken by the container; clients are not read beyond it.
 const STDIN_BACKLOG: usize = 1 << 16;
-/// A client that cannot take output for this long is dropped.
-const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client that cannot take output for this long is dropped (until then
+/// the container's output waits for it, as docker's attach does).
+const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Client {
     sock: UnixStream,
