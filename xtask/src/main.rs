@@ -182,6 +182,7 @@ fn bench(args: &[String]) -> Result<()> {
         // berth-runtime, which the runtime bench then relinks again.
         let dir = shipped_build(&["berth-runtime"])?;
         shipped_build(&["berth-cli", "berth-engine"])?;
+        shipped_monitor(&dir)?;
         bench_bin("engine", rest, &[("BERTH", dir.join("berth"))])?;
     }
     if all || which == "net" {
@@ -200,10 +201,28 @@ fn bench(args: &[String]) -> Result<()> {
 /// dynamic. Falls back to the dynamic release build when `libseccomp.a` is
 /// missing or the host is not x86_64 glibc.
 fn shipped_build(packages: &[&str]) -> Result<PathBuf> {
+    shipped_build_with(&["--release"], packages, "release")
+}
+
+/// berth-monitor as shipped: built for size (profile `release-small`,
+/// opt-level "s"), then put next to `berth` in `dir`. One sits idle beside
+/// every container, so its resident pages count for more than its speed.
+fn shipped_monitor(dir: &Path) -> Result<()> {
+    let small = shipped_build_with(
+        &["--profile", "release-small", "--bin", "berth-monitor"],
+        &["berth-engine"],
+        "release-small",
+    )?;
+    std::fs::copy(small.join("berth-monitor"), dir.join("berth-monitor"))
+        .context("copy the size-built berth-monitor next to berth")?;
+    Ok(())
+}
+
+fn shipped_build_with(args: &[&str], packages: &[&str], profile_dir: &str) -> Result<PathBuf> {
     let lib = Path::new("/usr/lib/x86_64-linux-gnu/libseccomp.a");
     let host = host_triple()?;
     let mut r = cargo();
-    r.args(["build", "--release"]);
+    r.arg("build").args(args);
     for p in packages {
         r.args(["-p", p]);
     }
@@ -213,14 +232,14 @@ fn shipped_build(packages: &[&str]) -> Result<PathBuf> {
             lib.display()
         );
         run(r)?;
-        return Ok(target_dir().join("release"));
+        return Ok(target_dir().join(profile_dir));
     }
     r.args(["--target", &host])
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env("LIBSECCOMP_LINK_TYPE", "static")
         .env("LIBSECCOMP_LIB_PATH", lib.parent().expect("dir"));
     run(r)?;
-    Ok(target_dir().join(&host).join("release"))
+    Ok(target_dir().join(&host).join(profile_dir))
 }
 
 fn host_triple() -> Result<String> {
