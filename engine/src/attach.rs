@@ -276,14 +276,6 @@ impl SignalGuard {
         v
     }
 
-    /// Signals that arrive within `limit` (returns at the first).
-    pub fn wait(&self, limit: std::time::Duration) -> Vec<Signal> {
-        let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, PollTimeout::from(ms));
-        self.drain()
-    }
-
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
     }

@@ -71,14 +71,14 @@ pub fn recv_fd(sock: impl AsFd) -> std::io::Result<OwnedFd> {
     )?;
     let mut got: Vec<OwnedFd> = Vec::new();
     for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the kernel installed these descriptors in our table
-            // for this message; nothing else refers to them, so each is
-            // owned exactly once, here.
-            got.extend(
-                fds.into_iter()
-                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-            );
+        let ControlMessageOwned::ScmRights(fds) = c else {
+            continue;
+        };
+        for fd in fds {
+            // SAFETY: the kernel installed this descriptor in our table for
+            // this message; nothing else refers to it, so it is owned
+            // exactly once, here.
+            got.push(unsafe { OwnedFd::from_raw_fd(fd) });
         }
     }
     let mut it = got.into_iter();
