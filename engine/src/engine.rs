@@ -321,8 +321,10 @@ impl Engine {
         let run = self.run_dir(&rec.id);
         // The monitor listens before it creates the container; its first
         // process exits (report written) only once it started or failed.
+        let (_dir, path) =
+            crate::attach::socket_path(&run, ATTACH_SOCKET).map_err(io("open", &run))?;
         let sock = loop {
-            if let Ok(s) = crate::attach::connect(&run) {
+            if let Ok(s) = UnixStream::connect(&path) {
                 break Some(s);
             }
             if child.try_wait().map_err(spawn)?.is_some() {

@@ -572,6 +572,9 @@ fn finish(a: &Args) {
     if a.remove {
         // A foreground `berth run --rm` reads the output and exit code first.
         let _reader_done = lock(&a.run_dir.join(ATTACH_LOCK), FlockArg::LockExclusive);
+        if !a.run_dir.exists() {
+            return; // that reader removed the container itself
+        }
     }
     if let Some((prog, rest)) = a.exit_command.split_first() {
         let _ = Command::new(prog)
