@@ -54,20 +54,7 @@ pub fn netns_path(name: &str) -> PathBuf {
 }
 
 fn run(prog: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("spawn {prog}"))?;
-    if !out.status.success() {
-        bail!(
-            "{prog} {}: {}: {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    output(prog, args).map(drop)
 }
 
 fn output(prog: &str, args: &[&str]) -> Result<String> {

@@ -26,14 +26,7 @@ struct NetEnv {
 
 impl NetEnv {
     fn new(test: &str, prefix: &str, octets: [u32; 2]) -> Option<NetEnv> {
-        let rt = runtime(test, "berth-runtime")?;
-        if !berth_testkit::require_path(
-            test,
-            "/usr/sbin/nft",
-            "nftables is not installed (Debian package nftables)",
-        ) {
-            return None;
-        }
+        let rt = net_runtime(test)?;
         let pid = std::process::id();
         let b = |i: u32| format!("b{prefix}{i}{}", pid % 100_000);
         Some(NetEnv {
@@ -47,15 +40,11 @@ impl NetEnv {
 
     /// `berth ARGS` with this test's nftables table.
     fn berth(&self, args: &[&str]) -> Output {
-        let mut c = self.e.cmd(args);
-        c.env("BERTH_NETD_NFT_TABLE", &self.table);
-        c.output().unwrap()
+        self.e.berth_in(&self.table, args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.berth(args);
-        assert_eq!(code(&o), 0, "{args:?}: {}", text(&o.stderr));
-        text(&o.stdout)
+        self.e.ok_in(&self.table, args)
     }
 
     /// `berth ARGS` fails with 125, a one-line message naming `want`.

@@ -12,17 +12,12 @@ use std::process::{Command, Output};
 use common::*;
 use serde_json::Value;
 
-/// `berth ARGS` in `e` with the nftables table `table`.
 fn berth(e: &Env, table: &str, args: &[&str]) -> Output {
-    let mut c = e.cmd(args);
-    c.env("BERTH_NETD_NFT_TABLE", table);
-    c.output().expect("spawn berth")
+    e.berth_in(table, args)
 }
 
 fn ok(e: &Env, table: &str, args: &[&str]) -> String {
-    let o = berth(e, table, args);
-    assert_eq!(code(&o), 0, "{args:?}: {}", text(&o.stderr));
-    text(&o.stdout)
+    e.ok_in(table, args)
 }
 
 fn network_inspect(e: &Env, table: &str, name: &str) -> Value {
@@ -31,15 +26,7 @@ fn network_inspect(e: &Env, table: &str, name: &str) -> Value {
 }
 
 fn env(test: &str) -> Option<Env> {
-    let rt = runtime(test, "berth-runtime")?;
-    if !berth_testkit::require_path(
-        test,
-        "/usr/sbin/nft",
-        "nftables is not installed (Debian package nftables)",
-    ) {
-        return None;
-    }
-    Some(Env::new("ctr-v6", rt))
+    Some(Env::new("ctr-v6", net_runtime(test)?))
 }
 
 #[test]

@@ -200,6 +200,34 @@ impl Env {
     }
 }
 
+/// A network test's runtime, when nftables is there too (else a named skip).
+pub fn net_runtime(test: &str) -> Option<String> {
+    let rt = runtime(test, "berth-runtime")?;
+    berth_testkit::require_path(
+        test,
+        "/usr/sbin/nft",
+        "nftables is not installed (Debian package nftables)",
+    )
+    .then_some(rt)
+}
+
+impl Env {
+    /// `berth ARGS` with `table` as berth-netd's nftables table (a network
+    /// test's own, never the host's `berth`).
+    pub fn berth_in(&self, table: &str, args: &[&str]) -> Output {
+        let mut c = self.cmd(args);
+        c.env("BERTH_NETD_NFT_TABLE", table);
+        c.output().expect("spawn berth")
+    }
+
+    /// [`Env::berth_in`] that must succeed; its stdout.
+    pub fn ok_in(&self, table: &str, args: &[&str]) -> String {
+        let o = self.berth_in(table, args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    }
+}
+
 pub fn code(o: &Output) -> i32 {
     o.status.code().expect("exit code")
 }
