@@ -25,6 +25,16 @@ pub fn mount_cgroup(ctx: &MountCtx<'_>, m: &Mount, o: &Options) -> Result<()> {
     let base = o.flags
         & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let Some(cg) = ctx.cgroup else {
+        if ctx.userns && crate::sys::in_user_namespace() {
+            // A rootless container without a cgroup (nothing delegated):
+            // there is no tree of its own to show, and the host's is not
+            // the container's business. /sys/fs/cgroup stays empty.
+            crate::log::debug(&format!(
+                "rootless without a cgroup: no cgroup mount at {}",
+                dest.display()
+            ));
+            return Ok(());
+        }
         return Err(Error::InvalidConfig(format!(
             "cgroup mount {} needs the container to have a cgroup",
             dest.display()

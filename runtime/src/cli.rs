@@ -12,9 +12,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// Directory for container state (tmpfs recommended)
-    #[arg(long, default_value = "/run/berth-runtime")]
-    pub root: PathBuf,
+    /// Directory for container state (tmpfs recommended; default
+    /// /run/berth-runtime, rootless $XDG_RUNTIME_DIR/berth-runtime)
+    #[arg(long)]
+    pub root: Option<PathBuf>,
     /// Log file (default: stderr)
     #[arg(long)]
     pub log: Option<PathBuf>,

@@ -86,6 +86,17 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
         })?;
 
     let cgroup = match cgroups::resolve(linux.cgroups_path().as_deref(), o.id, o.systemd_cgroup) {
+        // runc's rule: a rootless container that asks for no limits runs
+        // without a cgroup when it may not make one (no delegation).
+        Ok(c)
+            if o.rootless && !c.writable() && !cgroups::has_limits(linux.resources().as_ref()) =>
+        {
+            crate::log::debug(&format!(
+                "rootless: no writable cgroup for {}, running without one",
+                o.id
+            ));
+            None
+        }
         Ok(c) => Some(c),
         Err(e) if o.rootless => {
             crate::log::warn(&format!("running without a cgroup: {e}"));

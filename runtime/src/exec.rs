@@ -85,7 +85,6 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
             fds.push((t, ns::open_of_pid(st.pid, t)?));
         }
     }
-    let has_user = fds.iter().any(|(t, _)| *t == T::User);
     // pid and time namespaces apply to children: join them here.
     for (t, fd) in &fds {
         if matches!(t, T::Pid | T::Time) {
@@ -116,15 +115,7 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
             drop(parent);
             let e = match cgroups::join_self(&cgroup_join) {
                 Err(e) => e,
-                Ok(()) => child_side(
-                    &child,
-                    &fds,
-                    has_user,
-                    &o,
-                    config,
-                    listener,
-                    program.as_ref(),
-                ),
+                Ok(()) => child_side(&child, &fds, &o, config, listener, program.as_ref()),
             };
             let _ = child.send(&Msg::Error {
                 msg: crate::error::chain(&e),
@@ -167,7 +158,6 @@ pub fn exec(root: &Root, o: ExecOpts<'_>) -> Result<Started> {
 fn child_side(
     chan: &sync::Chan,
     fds: &[(T, OwnedFd)],
-    has_user: bool,
     o: &ExecOpts<'_>,
     config: &oci_spec::runtime::Spec,
     listener: Option<OwnedFd>,
@@ -217,10 +207,11 @@ fn child_side(
             seccomp_notify: notify.as_ref(),
             preserve_fds: o.preserve_fds,
             extra_env: Vec::new(),
-            setgroups: !has_user
-                || std::fs::read_to_string("/proc/self/setgroups")
-                    .map(|s| s.trim() != "deny")
-                    .unwrap_or(true),
+            // Denied in a user namespace whose setgroups file says so: the
+            // container's own, or the one a rootless engine runs us in.
+            setgroups: std::fs::read_to_string("/proc/self/setgroups")
+                .map(|s| s.trim() != "deny")
+                .unwrap_or(true),
             personality: linux.and_then(|l| l.personality().as_ref()),
         };
         Ok(crate::process::finalize_and_exec(&f))

@@ -358,3 +358,17 @@ pub fn seccomp_set_filter(flags: libc::c_uint, bpf: &[u8]) -> std::io::Result<Op
     // on-exec) that nothing else owns.
     Ok(Some(unsafe { OwnedFd::from_raw_fd(r as i32) }))
 }
+
+/// Whether this process runs in a user namespace other than the initial
+/// one: its uid map is not the identity over all 2^32-1 ids. A runtime
+/// started there (by a rootless engine) is rootless even as uid 0: it may
+/// not make device nodes, cgroups or mounts the namespace does not own.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+            let f: Vec<&str> = m.split_whitespace().collect();
+            f != ["0", "0", "4294967295"]
+        })
+    })
+}

@@ -260,6 +260,17 @@ impl Cgroup {
         }
     }
 
+    /// Whether this process may make the directories: the nearest existing
+    /// ancestor of each is writable. A rootless runtime without a delegated
+    /// cgroup (no systemd, cgroup v1) finds none writable.
+    pub fn writable(&self) -> bool {
+        self.dirs.iter().all(|d| {
+            d.ancestors()
+                .find(|p| p.exists())
+                .is_some_and(|p| nix::unistd::access(p, nix::unistd::AccessFlags::W_OK).is_ok())
+        })
+    }
+
     /// Create the directories (cpuset is seeded from its parent so tasks can
     /// join it; on v2 the controllers are enabled down the path).
     pub fn create(&self) -> Result<()> {
@@ -556,6 +567,22 @@ pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
     fs::read_to_string(&p)
         .map(|s| s.trim().to_string())
         .map_err(io_err("read cgroup file", p))
+}
+
+/// Whether `res` asks for a limit a cgroup enforces (memory, cpu, pids,
+/// block I/O, hugepages, network, rdma, unified keys). Device rules are not
+/// one here: without a cgroup the devices a rootless container sees are
+/// bind mounts of nodes its user may already open.
+pub fn has_limits(res: Option<&LinuxResources>) -> bool {
+    let Some(r) = res else { return false };
+    r.memory().is_some()
+        || r.cpu().is_some()
+        || r.pids().is_some()
+        || r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty())
+        || r.network().is_some()
+        || r.rdma().as_ref().is_some_and(|m| !m.is_empty())
+        || r.unified().as_ref().is_some_and(|m| !m.is_empty())
 }
 
 #[cfg(test)]

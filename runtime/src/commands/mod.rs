@@ -38,7 +38,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let rootless = match cli.rootless.as_str() {
         "true" => true,
         "false" => false,
-        "auto" | "" => !euid_root,
+        // runc's auto: not root, or root only inside a user namespace.
+        "auto" | "" => !euid_root || berth_runtime::sys::in_user_namespace(),
         other => anyhow::bail!("--rootless must be auto, true or false, not {other:?}"),
     };
     if matches!(
@@ -49,7 +50,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         berth_runtime::seal::ensure_sealed()?;
     }
     let ctx = Ctx {
-        root: Root::new(cli.root.clone()),
+        root: Root::new(cli.root.clone().unwrap_or_else(|| default_root(rootless))),
         systemd_cgroup: cli.systemd_cgroup,
         rootless,
     };
@@ -69,5 +70,14 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Features => features::run(),
         Command::Update(a) => update::run(a, &ctx),
         Command::Events(a) => events::run(a, &ctx),
+    }
+}
+
+/// runc's default state root: `$XDG_RUNTIME_DIR/berth-runtime` for a
+/// rootless runtime that has one, else `/run/berth-runtime`.
+fn default_root(rootless: bool) -> std::path::PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| rootless && !d.is_empty()) {
+        Some(d) => std::path::PathBuf::from(d).join("berth-runtime"),
+        None => std::path::PathBuf::from("/run/berth-runtime"),
     }
 }
