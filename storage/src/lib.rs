@@ -48,3 +48,26 @@ pub use snapshot::{
 pub use store::{host_arch, normalize_tag, Store, StoreLock};
 pub use unpack::{unpack_layer, UnpackOptions, UnpackStats};
 pub use util::{parse_rfc3339, rfc3339};
+
+/// Whether this process runs in a user namespace other than the initial
+/// one (its uid map is not the identity over all ids): a rootless store,
+/// whose overlay metadata lives in `user.overlay.*` xattrs.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+            let f: Vec<&str> = m.split_whitespace().collect();
+            f != ["0", "0", "4294967295"]
+        })
+    })
+}
+
+/// The opaque-directory xattr overlay reads in this store: `trusted.*`, or
+/// `user.*` in a user namespace (where overlay is mounted `userxattr`).
+pub fn overlay_opaque_xattr() -> &'static std::ffi::CStr {
+    if in_user_namespace() {
+        c"user.overlay.opaque"
+    } else {
+        c"trusted.overlay.opaque"
+    }
+}

@@ -79,11 +79,15 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
         .map(|p| escape(p))
         .collect::<Vec<_>>()
         .join(":");
-    let data = format!(
+    let mut data = format!(
         "lowerdir={lower},upperdir={},workdir={}",
         escape(upper),
         escape(work)
     );
+    // In a user namespace overlay may not use trusted.* xattrs.
+    if crate::in_user_namespace() {
+        data.push_str(",userxattr");
+    }
     // mount(2) copies at most one page of option data; longer chains go
     // through the new mount API, one layer per call.
     if data.len() >= 4096 {
@@ -125,6 +129,9 @@ fn mount_overlay_long(
     }
     sys::fsconfig_string(ctx.as_fd(), c"upperdir", &cpath(upper)?)?;
     sys::fsconfig_string(ctx.as_fd(), c"workdir", &cpath(work)?)?;
+    if crate::in_user_namespace() {
+        sys::fsconfig_flag(ctx.as_fd(), c"userxattr")?;
+    }
     let mnt = sys::fsmount(ctx.as_fd())?;
     sys::move_mount(mnt.as_fd(), &cpath(target)?)
 }
@@ -177,7 +184,8 @@ fn is_whiteout(m: &fs::Metadata) -> bool {
 }
 
 fn is_opaque(dir: &Path) -> bool {
-    matches!(get_xattr(dir, "trusted.overlay.opaque"), Ok(Some(v)) if v == b"y")
+    let name = crate::overlay_opaque_xattr().to_string_lossy();
+    matches!(get_xattr(dir, &name), Ok(Some(v)) if v == b"y")
 }
 
 /// The value of extended attribute `name` on `path` (not following a final

@@ -56,6 +56,7 @@ pub(crate) fn lgetxattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>>
 // one `fsconfig` call per lower layer, so a chain is not limited by the
 // single page of option data `mount(2)` copies.
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSMOUNT_CLOEXEC: libc::c_uint = 1;
@@ -95,6 +96,27 @@ pub(crate) fn fsconfig_string(
             FSCONFIG_SET_STRING,
             key.as_ptr(),
             value.as_ptr(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `fsconfig(fd, FSCONFIG_SET_FLAG, key, NULL, 0)`.
+pub(crate) fn fsconfig_flag(fd: std::os::fd::BorrowedFd<'_>, key: &CStr) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `fd` is a live fs context fd borrowed for the call; `key` is a
+    // valid NUL-terminated string the kernel only reads; value is NULL.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fd.as_raw_fd(),
+            FSCONFIG_SET_FLAG,
+            key.as_ptr(),
+            std::ptr::null::<libc::c_char>(),
             0,
         )
     };

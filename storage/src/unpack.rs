@@ -266,7 +266,10 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
                 b"mtime" => m.mtime = TimeSpec::new(num().unwrap_or(m.mtime.tv_sec()), 0),
                 k if k.starts_with(b"SCHILY.xattr.") => {
                     let name = &k[b"SCHILY.xattr.".len()..];
-                    if !name.starts_with(b"trusted.overlay.") {
+                    // Overlay's own metadata (either namespace) never
+                    // comes from a tar: it could redirect or hide files.
+                    if !name.starts_with(b"trusted.overlay.") && !name.starts_with(b"user.overlay.")
+                    {
                         m.xattrs.push((name.to_vec(), val.to_vec()));
                     }
                 }
@@ -410,7 +413,7 @@ fn whiteout(dir: BorrowedFd<'_>, wh: &[u8], raw: &[u8]) -> Result<()> {
         // "<fd>/." names the directory itself; the bare magic link would be
         // the link, which takes no xattrs.
         let path = fd_path(dir, Some(b"."));
-        return sys::lsetxattr(&path, c"trusted.overlay.opaque", b"y").map_err(|source| {
+        return sys::lsetxattr(&path, crate::overlay_opaque_xattr(), b"y").map_err(|source| {
             StorageError::UnpackEntry {
                 entry: String::from_utf8_lossy(raw).into_owned(),
                 op: "mark directory opaque",
