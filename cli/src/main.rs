@@ -32,7 +32,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
         }
     };
-    let ctx = commands::Ctx::new(cli.global, &cli.command);
+    // A rootless user's berth joins its user and mount namespaces before
+    // anything else (while it has one thread).
+    let ctx = commands::Ctx::new(cli.global, &cli.command).and_then(|ctx| {
+        berth_engine::rootless::enter(&ctx.runroot).map_err(anyhow::Error::msg)?;
+        Ok(ctx)
+    });
     match ctx.and_then(|ctx| commands::run(cli.command, &ctx)) {
         Ok(code) => code,
         Err(e) => {

@@ -24,6 +24,7 @@ mod logs;
 pub mod monitor;
 mod network;
 mod options;
+pub mod rootless;
 mod seccomp;
 mod spec;
 mod state;

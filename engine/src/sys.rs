@@ -1,5 +1,6 @@
-//! The crate's only `unsafe`: forking the monitor, terminal window-size
-//! ioctls, and taking ownership of a descriptor received over a socket.
+//! The crate's only `unsafe`: forking the monitor and the rootless pause
+//! process, closing inherited descriptors, terminal window-size ioctls, and
+//! taking ownership of a descriptor received over a socket.
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -23,6 +24,25 @@ pub fn fork_single_threaded() -> nix::Result<Forked> {
         ForkResult::Parent { .. } => Ok(Forked::Parent),
         ForkResult::Child => Ok(Forked::Child),
     }
+}
+
+/// fork(2) from `berth` before it has started a thread (the rootless pause
+/// process): the child's pid in the parent, `None` in the child.
+pub fn fork_early() -> nix::Result<Option<i32>> {
+    // SAFETY: called first thing in `berth`'s main, before any thread
+    // exists, so the child is a complete copy of the only thread.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(Some(child.as_raw())),
+        ForkResult::Child => Ok(None),
+    }
+}
+
+/// Close every descriptor from `first` up (close_range(2)).
+pub fn close_from(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range takes plain integers; the caller (the pause
+    // process, about to sleep for good) uses none of the descriptors again.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    nix::errno::Errno::result(r).map(drop)
 }
 
 nix::ioctl_read_bad!(tiocgwinsz, libc::TIOCGWINSZ, libc::winsize);

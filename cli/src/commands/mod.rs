@@ -137,7 +137,7 @@ impl Ctx {
         let runroot = match (rootless, std::env::var_os("XDG_RUNTIME_DIR")) {
             (false, _) => PathBuf::from("/run/berth"),
             (true, Some(x)) => PathBuf::from(x).join("berth"),
-            (true, None) => std::env::temp_dir().join(format!("berth-run-{}", std::process::id())),
+            (true, None) => berth_engine::rootless::runtime_dir(),
         };
         crate::config::Defaults { root, runroot }
     }
