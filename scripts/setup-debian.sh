@@ -25,6 +25,8 @@ packages=(
     skopeo umoci docker-registry tar
     # network benchmarks: iperf3, and netavark (podman's) as the reference
     iperf3 netavark
+    # rootless networking (berth run as a user): pasta
+    passt
 )
 
 missing=()
@@ -35,6 +37,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Rootless networking opens /dev/net/tun as the user. Debian's udev rule
+# makes it 0666 (50-udev-default.rules); a host without udev (a container, a
+# minimal VM) leaves the kernel's 0600: set the Debian mode.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+    chmod 0666 /dev/net/tun
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

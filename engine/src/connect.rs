@@ -95,6 +95,7 @@ impl Engine {
                 Vec::new()
             },
             dns_servers: None,
+            pasta: None,
         };
         let res: SetupResult = self.netd_op("connect", live.pid, &req)?;
         let mut net = live.net.clone();
@@ -153,6 +154,7 @@ impl Engine {
                 }],
                 port_mappings: Vec::new(),
                 dns_servers: None,
+                pasta: None,
             };
             self.netd_op::<DisconnectResult>("disconnect", live.pid, &req)
         });
@@ -274,17 +276,12 @@ fn request_of(run_dir: &Path) -> Option<Request> {
 /// to change (none, host, container:).
 fn bridge_endpoints(rec: &ContainerRecord) -> Result<Vec<Endpoint>> {
     let o = &rec.options;
-    let mode = match o.network {
-        NetworkMode::Bridge => return Ok(o.endpoints()),
-        NetworkMode::None => "none".to_string(),
-        NetworkMode::Host => "host".to_string(),
-        NetworkMode::Container => {
-            format!("container:{}", o.network_container.as_deref().unwrap_or(""))
-        }
-    };
+    if o.network == NetworkMode::Bridge {
+        return Ok(o.endpoints());
+    }
     Err(EngineError::FixedNetworkMode {
         container: rec.name.clone(),
-        mode,
+        mode: o.network_mode_name(),
     })
 }
 

@@ -390,7 +390,10 @@ impl Engine {
         if rec.options.network == crate::options::NetworkMode::Container {
             self.join_network_of(&rec)?;
         }
-        let (netd, netd_state) = if rec.options.network == crate::options::NetworkMode::Bridge {
+        let (netd, netd_state) = if matches!(
+            rec.options.network,
+            crate::options::NetworkMode::Bridge | crate::options::NetworkMode::Pasta
+        ) {
             crate::network::write_request(&self.root, &rec, &run)?;
             let netd =
                 host::find_binary("berth-netd", &self.self_exe).ok_or(EngineError::NetdNotFound)?;

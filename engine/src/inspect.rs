@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::db::ContainerRecord;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::options::{Endpoint, NetworkMode};
+use crate::options::Endpoint;
 use crate::state::Status;
 
 impl Engine {
@@ -186,7 +186,7 @@ fn view(rec: &ContainerRecord, st: &crate::state::State, restarts: u32) -> Value
             "CapAdd": o.cap_add,
             "CapDrop": o.cap_drop,
             "Privileged": o.privileged,
-            "NetworkMode": match o.network { NetworkMode::None => "none".to_string(), NetworkMode::Host => "host".to_string(), NetworkMode::Bridge => o.network_name.clone().unwrap_or_else(|| "bridge".into()), NetworkMode::Container => format!("container:{}", o.network_container.as_deref().unwrap_or("")) },
+            "NetworkMode": o.network_mode_name(),
             "PublishAllPorts": o.publish_all,
             "Runtime": rec.runtime,
         },

@@ -351,6 +351,12 @@ pub fn write_request(root: &Path, rec: &ContainerRecord, run_dir: &Path) -> Resu
         networks: attachments(root, rec)?,
         port_mappings: port_mappings(&rec.options)?,
         dns_servers: None,
+        pasta: (rec.options.network == crate::options::NetworkMode::Pasta).then_some(
+            berth_netd::wire::Pasta {
+                binary: None,
+                map_gw: rec.options.pasta_map_gw,
+            },
+        ),
     };
     save_request(run_dir, &req)
 }

@@ -17,6 +17,9 @@ pub enum NetworkMode {
     /// `container:NAME|ID`: join that running container's network
     /// namespace (`network_container` holds its id).
     Container,
+    /// User-mode networking by pasta (berth-netd starts one per
+    /// container): what a rootless berth uses by default.
+    Pasta,
 }
 
 impl std::str::FromStr for NetworkMode {
@@ -26,6 +29,11 @@ impl std::str::FromStr for NetworkMode {
             "none" => Ok(NetworkMode::None),
             "host" => Ok(NetworkMode::Host),
             "bridge" | crate::network::DEFAULT_NETWORK => Ok(NetworkMode::Bridge),
+            "pasta" => Ok(NetworkMode::Pasta),
+            "slirp4netns" => Err(invalid(
+                "--network",
+                "slirp4netns is not supported: use pasta (Debian's passt)".into(),
+            )),
             _ => Err(invalid(
                 "--network",
                 format!(
@@ -239,6 +247,9 @@ pub struct RunOptions {
     pub aliases: Vec<String>,
     /// The container whose network namespace `--network container:…` joins.
     pub network_container: Option<String>,
+    /// `--network pasta:--map-gw`: the gateway address reaches the host's
+    /// loopback.
+    pub pasta_map_gw: bool,
     /// The bridge networks, in order (eth0, eth1, …), once `network
     /// connect`/`disconnect` changed them; `None`: the one `--network`,
     /// `--ip` and `--network-alias` name (see [`RunOptions::endpoints`]).
@@ -258,6 +269,22 @@ pub struct Endpoint {
 }
 
 impl RunOptions {
+    /// docker's `HostConfig.NetworkMode` for these options.
+    pub fn network_mode_name(&self) -> String {
+        match self.network {
+            NetworkMode::None => "none".into(),
+            NetworkMode::Host => "host".into(),
+            NetworkMode::Pasta => "pasta".into(),
+            NetworkMode::Bridge => (self.network_name.clone()).unwrap_or_else(|| "bridge".into()),
+            NetworkMode::Container => {
+                format!(
+                    "container:{}",
+                    self.network_container.as_deref().unwrap_or("")
+                )
+            }
+        }
+    }
+
     /// The bridge networks the container is attached to, in order: none
     /// unless its network mode is bridge.
     pub fn endpoints(&self) -> Vec<Endpoint> {
@@ -281,6 +308,23 @@ impl RunOptions {
     /// `--network none|host|bridge|NAME` (NAME: a network `berth network
     /// create` made; checked when the container is created).
     pub fn set_network(&mut self, v: &str) -> Result<()> {
+        if let Some(opts) = v.strip_prefix("pasta:") {
+            for o in opts.split(',') {
+                match o.trim_start_matches('-') {
+                    "map-gw" => self.pasta_map_gw = true,
+                    "no-map-gw" => self.pasta_map_gw = false,
+                    other => {
+                        return Err(invalid(
+                            "--network",
+                            format!("pasta option {other:?}: only --map-gw and --no-map-gw"),
+                        ))
+                    }
+                }
+            }
+            self.network = NetworkMode::Pasta;
+            self.network_name = None;
+            return Ok(());
+        }
         if let Some(c) = v.strip_prefix("container:") {
             if c.is_empty() {
                 return Err(invalid("--network", "container: needs a container".into()));
@@ -517,10 +561,17 @@ impl RunOptions {
     /// Checks of the network options against each other (docker's rules).
     pub fn check_network(&self) -> Result<()> {
         let bridge = self.network == NetworkMode::Bridge;
-        if (!self.publish.is_empty() || self.publish_all) && !bridge {
+        if bridge && crate::rootless::active() {
+            return Err(invalid(
+                "--network",
+                "rootless: bridge networks need root (use pasta, none or host)".into(),
+            ));
+        }
+        let forwards = bridge || self.network == NetworkMode::Pasta;
+        if (!self.publish.is_empty() || self.publish_all) && !forwards {
             return Err(invalid(
                 "-p",
-                "publishing ports needs a bridge network".into(),
+                "publishing ports needs a bridge network or pasta".into(),
             ));
         }
         if self.ip.is_some() && self.network_name.is_none() {

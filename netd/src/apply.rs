@@ -23,6 +23,9 @@ enum Undo {
 
 /// Set up `req` in the network namespace at `netns_path`.
 pub fn setup(netns_path: &Path, req: &Request, opts: &Options) -> Result<SetupResult, Error> {
+    if req.pasta.is_some() {
+        return crate::pasta::setup(netns_path, req, opts);
+    }
     attach(netns_path, req, opts, Mode::Setup)
 }
 

@@ -63,6 +63,10 @@ pub enum Error {
     DuplicateNetwork(String),
     #[error("interface {0:?} is requested twice")]
     DuplicateInterface(String),
+    #[error("a pasta request attaches no bridge network")]
+    PastaWithNetworks,
+    #[error("container id {0:?} is invalid for pasta (letters, digits, '_', '.', '-')")]
+    BadContainerId(String),
     #[error("port mapping uses port 0")]
     ZeroPort,
     #[error("port range {host_port}/{protocol} of {range} ports is empty or passes 65535")]
@@ -229,6 +233,20 @@ pub enum Error {
     },
 
     // --- applying
+    #[error("run pasta ({binary})")]
+    PastaSpawn {
+        binary: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("pasta failed ({status}): {stderr}")]
+    PastaFailed { status: String, stderr: String },
+    #[error("stop pasta (pid {pid})")]
+    PastaStop {
+        pid: i32,
+        #[source]
+        source: io::Error,
+    },
     #[error("create bridge {name:?}")]
     CreateBridge {
         name: String,
@@ -334,6 +352,8 @@ impl Error {
             | BadMtu { .. }
             | DuplicateNetwork(_)
             | DuplicateInterface(_)
+            | PastaWithNetworks
+            | BadContainerId(_)
             | ZeroPort
             | BadPortRange { .. }
             | DuplicatePort { .. } => ErrorCode::InvalidRequest,

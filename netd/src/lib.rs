@@ -29,6 +29,7 @@ pub mod wire;
 mod apply;
 mod disconnect;
 mod ipam;
+pub mod pasta;
 mod plan;
 mod responder;
 mod teardown;

@@ -212,7 +212,7 @@ fn check_ipv6(n: &NetworkConfig) -> Result<(), Error> {
     }
 }
 
-fn check_ports(ports: &[PortMapping]) -> Result<(), Error> {
+pub(crate) fn check_ports(ports: &[PortMapping]) -> Result<(), Error> {
     for (i, p) in ports.iter().enumerate() {
         if p.host_port == 0 || p.container_port == 0 {
             return Err(Error::ZeroPort);
@@ -553,6 +553,7 @@ mod tests {
             networks,
             port_mappings: vec![],
             dns_servers: None,
+            pasta: None,
         }
     }
 

@@ -18,6 +18,9 @@ pub fn teardown(netns_path: &Path, req: &Request, opts: &Options) -> Result<Tear
     if req.container_id.is_empty() {
         return Err(Error::EmptyContainerId);
     }
+    if crate::pasta::is_set_up(opts, &req.container_id) {
+        return crate::pasta::teardown(req, opts);
+    }
     let mut host = Netlink::open().map_err(Error::NetlinkSocket)?;
     let locked = LockedState::lock(&opts.state_dir)?;
     let mut state = locked.load()?;

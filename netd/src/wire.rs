@@ -34,6 +34,25 @@ pub struct Request {
     /// (none when every network is internal).
     #[serde(default)]
     pub dns_servers: Option<Vec<Ipv4Addr>>,
+    /// User-mode networking by pasta (Debian `passt`) instead of bridge
+    /// networks — what a rootless engine asks for: `networks` must be
+    /// empty; `port_mappings` become pasta's forwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pasta: Option<Pasta>,
+}
+
+/// How pasta connects the netns (one pasta process per container).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pasta {
+    /// The pasta binary; default `pasta` on PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<std::path::PathBuf>,
+    /// Let the container reach the host's loopback through the gateway
+    /// address (pasta's own default; off here, as in podman: a container
+    /// does not see the services the host keeps on 127.0.0.1).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub map_gw: bool,
 }
 
 /// One network the container joins.

@@ -222,7 +222,13 @@ fn options(a: &CreateArgs) -> anyhow::Result<RunOptions> {
     if a.rm && o.restart != berth_engine::RestartPolicy::No {
         anyhow::bail!("conflicting options: --restart and --rm");
     }
-    o.set_network(a.network.as_deref().unwrap_or("bridge"))?;
+    // docker's default bridge; a rootless berth has none, pasta instead.
+    let default = if berth_engine::rootless::active() {
+        "pasta"
+    } else {
+        "bridge"
+    };
+    o.set_network(a.network.as_deref().unwrap_or(default))?;
     o.tmpfs(&a.tmpfs)?;
     for m in &a.mount {
         o.mount(m)?;

@@ -348,7 +348,7 @@ fn setup_network(a: &Args, pid: i32) -> Result<(), MonitorError> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| MonitorError::Runtime(format!("bad netd request {}", path.display())))?;
-    let result: SetupResult = if req.networks.is_empty() {
+    let result: SetupResult = if req.networks.is_empty() && req.pasta.is_none() {
         SetupResult {
             container_id: req.container_id,
             interfaces: Vec::new(),
