@@ -380,8 +380,13 @@ fn many(pair: &[&Setup]) {
 }
 
 fn describe(name: &str, p: &Path) {
+    // e_type: ET_EXEC (2) is position-dependent, ET_DYN (3) is a PIE.
+    let pie = std::fs::read(p)
+        .ok()
+        .and_then(|b| b.get(0x10..0x12).map(|t| t == [3, 0]));
     let kind = match is_static(p) {
-        Some(true) => "static-pie/static",
+        Some(true) if pie == Some(true) => "static-pie",
+        Some(true) => "static",
         Some(false) => "dynamic",
         None => "script or unknown",
     };
