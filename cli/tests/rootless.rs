@@ -219,6 +219,24 @@ fn rootless_containers_run_as_the_user_in_its_namespace() {
         "{err}"
     );
     assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
+    // So do limits where the user may not make a cgroup (no delegation:
+    // cgroup v1 without systemd, as on this host kind).
+    let o = u.berth(&[
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "--network",
+        "none",
+        "busybox:test",
+        "true",
+    ]);
+    if !o.status.success() {
+        assert_eq!(o.status.code(), Some(125));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("rootless") && err.contains("limits"), "{err}");
+    }
+    assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
 }
 
 /// Whether pasta can work here, or a named skip.

@@ -97,6 +97,12 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
             ));
             None
         }
+        Ok(c) if o.rootless && !c.writable() => {
+            return Err(Error::InvalidConfig(format!(
+                "rootless: the config asks for resource limits, but cgroup {} may not be made by this user (limits need a delegated cgroup v2 tree)",
+                c.dirs.first().map_or_else(String::new, |d| d.display().to_string())
+            )))
+        }
         Ok(c) => Some(c),
         Err(e) if o.rootless => {
             crate::log::warn(&format!("running without a cgroup: {e}"));
