@@ -209,6 +209,22 @@ pub fn comm(pid: i32) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// Drop `p`'s pages from the page cache (posix_fadvise DONTNEED; pages a
+/// running process maps stay), so that the next exec reads it back from
+/// disk as after a reboot. A binary the build just wrote sits in the page
+/// cache in the linker's large write folios, which this kernel maps whole
+/// on a fault; one installed long ago (conmon) came in by readahead.
+pub fn evict_from_page_cache(p: &Path) -> std::io::Result<()> {
+    let f = std::fs::File::open(p)?;
+    nix::fcntl::posix_fadvise(
+        &f,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .map_err(std::io::Error::from)
+}
+
 /// Whether an ELF executable has no program interpreter (a static or
 /// static-pie build); `None` when it is not a 64-bit ELF file.
 pub fn is_static(p: &Path) -> Option<bool> {

@@ -1,5 +1,5 @@
 //! The crate's only `unsafe`: forking the monitor and the rootless pause
-//! process, closing inherited descriptors, terminal window-size ioctls, and
+//! process, closing inherited descriptors, ignoring SIGPIPE, terminal window-size ioctls, and
 //! taking ownership of a descriptor received over a socket.
 
 use std::io::IoSliceMut;
@@ -35,6 +35,14 @@ pub fn fork_early() -> nix::Result<Option<i32>> {
         ForkResult::Parent { child } => Ok(Some(child.as_raw())),
         ForkResult::Child => Ok(None),
     }
+}
+
+/// SIGPIPE ignored (std's start-up does it for a Rust `main`).
+pub fn ignore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_IGN installs no handler code; called first thing, before
+    // the monitor has any other thread or signal state.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
 
 /// Close every descriptor from `first` up (close_range(2)).

@@ -21,6 +21,12 @@ use std::path::PathBuf;
 
 pub use run::main;
 
+/// Ignore SIGPIPE, as Rust's own start-up does (the monitor binary has a C
+/// `main`): writes to a closed pipe or socket then fail with EPIPE.
+pub fn ignore_sigpipe() {
+    crate::sys::ignore_sigpipe();
+}
+
 /// Why the monitor could not do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
