@@ -12,7 +12,9 @@
 //! loads the cached program without compiling. A cache file holds its full
 //! key (the profile as JSON plus those versions) and is used only when the
 //! key matches byte for byte, so the file name (a 64-bit hash) can collide
-//! without harm; anything malformed is ignored and rewritten.
+//! without harm; anything malformed is ignored and rewritten. A hit marks
+//! its file used (mtime); a write keeps the [`MAX_CACHED`] most recently
+//! used programs and drops the rest, and temp files a dead writer left.
 
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -25,6 +27,10 @@ use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompFilte
 use super::compile;
 use super::notify::Notify;
 use super::SeccompError as E;
+
+/// Programs the cache keeps: an engine uses a handful of profiles; a host
+/// that cycles through many keeps the recently used ones.
+pub const MAX_CACHED: usize = 64;
 
 /// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
 const MAX_INSNS: usize = 4096;
@@ -76,8 +82,9 @@ impl Program {
         let bpf = export(&c.ctx)?;
         if let Some(dir) = cache_dir {
             // A cache that cannot be written only costs the next compile.
-            if let Err(e) = write_cached(dir, &key, &bpf) {
-                crate::log::debug(&format!("seccomp cache not written: {e}"));
+            match write_cached(dir, &key, &bpf) {
+                Ok(()) => evict(dir, MAX_CACHED),
+                Err(e) => crate::log::debug(&format!("seccomp cache not written: {e}")),
             }
         }
         Ok(Program {
@@ -159,13 +166,51 @@ fn read_cached(path: &Path, key: &[u8]) -> Option<Vec<u8>> {
     let f = std::fs::File::open(path).ok()?;
     let limit = (MAGIC.len() + 8 + key.len() + MAX_INSNS * INSN) as u64;
     let mut buf = Vec::new();
-    f.take(limit + 1).read_to_end(&mut buf).ok()?;
+    (&f).take(limit + 1).read_to_end(&mut buf).ok()?;
     let rest = buf.strip_prefix(MAGIC.as_slice())?;
     let (len, rest) = rest.split_at_checked(8)?;
     let key_len = u64::from_le_bytes(len.try_into().ok()?) as usize;
     let (stored_key, bpf) = rest.split_at_checked(key_len)?;
-    (stored_key == key && !bpf.is_empty() && bpf.len() % INSN == 0 && bpf.len() <= MAX_INSNS * INSN)
-        .then(|| bpf.to_vec())
+    let hit = stored_key == key
+        && !bpf.is_empty()
+        && bpf.len() % INSN == 0
+        && bpf.len() <= MAX_INSNS * INSN;
+    if hit {
+        // Recently used: eviction goes by mtime. Best effort.
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+    hit.then(|| bpf.to_vec())
+}
+
+/// Keep the `keep` most recently used programs in `dir`; remove the others
+/// and temp files older than a minute (a writer that died). Races with
+/// other runtimes only cost a compile.
+fn evict(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut programs = Vec::new();
+    for e in entries.flatten() {
+        let (Ok(m), Some(name)) = (e.metadata(), e.file_name().to_str().map(str::to_owned)) else {
+            continue;
+        };
+        let Ok(mtime) = m.modified() else { continue };
+        if name.ends_with(".bpf") {
+            programs.push((mtime, e.path()));
+        } else if name.contains(".tmp")
+            && mtime
+                .elapsed()
+                .is_ok_and(|a| a > std::time::Duration::from_secs(60))
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    if programs.len() > keep {
+        programs.sort();
+        for (_, p) in &programs[..programs.len() - keep] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 fn write_cached(dir: &Path, key: &[u8], bpf: &[u8]) -> std::io::Result<()> {
@@ -214,4 +259,46 @@ fn export(ctx: &libseccomp::ScmpFilterContext) -> crate::Result<Vec<u8>> {
         )));
     }
     Ok(bpf)
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn eviction_keeps_the_most_recently_used_and_drops_dead_temp_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        let base = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let mut paths = Vec::new();
+        for i in 0..10u8 {
+            let key = vec![i; 3];
+            write_cached(d, &key, &[0u8; INSN]).expect("write");
+            let p = cache_path(d, &key);
+            let f = std::fs::File::options().write(true).open(&p).expect("open");
+            f.set_modified(base + std::time::Duration::from_secs(u64::from(i)))
+                .expect("mtime");
+            paths.push((key, p));
+        }
+        // Program 0, the oldest, is used: it becomes the newest.
+        assert!(read_cached(&paths[0].1, &paths[0].0).is_some());
+        let dead = d.join("x.tmp1");
+        std::fs::write(&dead, b"half").expect("tmp");
+        std::fs::File::options()
+            .write(true)
+            .open(&dead)
+            .and_then(|f| f.set_modified(base))
+            .expect("old tmp");
+        let fresh = d.join("y.tmp2");
+        std::fs::write(&fresh, b"being written").expect("tmp");
+        evict(d, 4);
+        let left: Vec<bool> = paths.iter().map(|(_, p)| p.exists()).collect();
+        let mut want = vec![false; 10];
+        for i in [0, 7, 8, 9] {
+            want[i] = true;
+        }
+        assert_eq!(left, want);
+        assert!(!dead.exists(), "a dead writer's temp file goes");
+        assert!(fresh.exists(), "a live writer's temp file stays");
+    }
 }
