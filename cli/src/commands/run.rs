@@ -13,8 +13,10 @@ use super::Ctx;
 (bridge berth0, 10.89.0.0/24, or as ROOT/networks/berth.json defines it; attached by berth-netd, \
 with outbound NAT; `-p`/`-P` publish ports), as docker's default bridge. `--network NAME` joins a \
 network `berth network create` made (containers resolve each other by name there), `none` gives \
-loopback only, `host` the host's network, `container:NAME` another container's. berth.toml's \
-[run] network changes the default."
+loopback only, `host` the host's network, `container:NAME` another container's, `pasta` \
+user-mode networking by pasta (the default when berth runs as a user without privileges; \
+`pasta:--map-gw` lets the gateway address reach the host's loopback). berth.toml's [run] \
+network changes the default."
 )]
 pub struct Args {
     /// Run in the background and print the container id
@@ -107,7 +109,7 @@ pub struct CreateArgs {
     /// Seconds `stop` waits before SIGKILL (default 10)
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<u64>,
-    /// Publish a port: [IP:]HOST[-END]:CTR[-END][/tcp|udp] (bridge network)
+    /// Publish a port: [IP:]HOST[-END]:CTR[-END][/tcp|udp] (bridge network or pasta)
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
     /// Publish every exposed port on a free host port
@@ -134,8 +136,9 @@ pub struct CreateArgs {
     /// Container host name (default: the id's first 12 digits)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Network: bridge (the default network `berth`), none, host, a network's name, or container:NAME
-    #[arg(long, value_name = "none|host|bridge|NAME|container:NAME")]
+    /// Network: bridge (the default network `berth`), none, host, a network's name,
+    /// container:NAME, or pasta[:--map-gw] (rootless default)
+    #[arg(long, value_name = "none|host|bridge|NAME|container:NAME|pasta")]
     pub network: Option<String>,
     /// OCI runtime: a name looked up next to berth and on PATH, or a path
     /// (default: the global --runtime, berth.toml's, else berth-runtime;
