@@ -179,6 +179,28 @@ pub fn dup_onto(fd: RawFd, target: RawFd) -> nix::Result<()> {
     Errno::result(r).map(drop)
 }
 
+/// What Rust's own start-up does that the runtime needs, for its C `main`:
+/// stdin, stdout and stderr open (on /dev/null when the caller closed one,
+/// so no file the runtime opens lands on them), and SIGPIPE ignored.
+pub fn start_up() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD on a plain integer only asks whether it is open.
+        let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if r == -1 && Errno::last() == Errno::EBADF {
+            // The lowest free descriptor: `fd` itself. Kept open for good.
+            if let Ok(null) = nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDWR,
+                nix::sys::stat::Mode::empty(),
+            ) {
+                std::mem::forget(null);
+            }
+        }
+    }
+    // SAFETY: SIG_IGN installs no handler code; the runtime has one thread.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Reset every signal disposition to default and unblock all signals, so the
 /// container process does not inherit the runtime's (Rust ignores SIGPIPE).
 pub fn reset_signals() {

@@ -132,6 +132,37 @@ fn no_pivot_uses_chroot() {
 }
 
 #[test]
+fn a_closed_stdin_becomes_dev_null_not_a_runtime_file() {
+    use std::os::unix::process::CommandExt;
+    if !require_root("a_closed_stdin_becomes_dev_null_not_a_runtime_file") {
+        return;
+    }
+    let rt = Rt::new();
+    let b = bundle("readlink /proc/self/fd/0; cat /proc/self/fd/0 | wc -c");
+    let out = tempfile::tempfile().expect("tempfile");
+    let mut c = rt.cmd();
+    c.args(["run", "-b", b.path().to_str().unwrap(), &unique("closedin")])
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(Stdio::inherit());
+    // SAFETY: close(2) on fd 0 in the child before exec; nothing else runs.
+    unsafe {
+        c.pre_exec(|| {
+            nix::unistd::close(0).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let status = c.status().expect("spawn");
+    assert!(status.success(), "{status}");
+    let mut text = String::new();
+    let mut out = out;
+    std::io::Seek::rewind(&mut out).expect("rewind");
+    std::io::Read::read_to_string(&mut out, &mut text).expect("read");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("/dev/null"), "{text}");
+    assert_eq!(lines.next().map(str::trim), Some("0"), "{text}");
+}
+
+#[test]
 fn cgroup_namespace_and_cgroup_mount() {
     if !require_root("cgroup_namespace_and_cgroup_mount") {
         return;

@@ -16,5 +16,6 @@ use std::ffi::{c_char, c_int};
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     berth_engine::monitor::ignore_sigpipe();
-    berth_engine::monitor::main()
+    // Through std's exit, which flushes stdout (returning would not).
+    std::process::exit(berth_engine::monitor::main())
 }
