@@ -389,3 +389,26 @@ fn rootless_pasta_publishes_ports_and_maps_the_gateway_to_the_host_loopback() {
     assert!(!comm.starts_with("pas"), "pasta {pasta} still runs");
     assert!(std::net::TcpStream::connect(("127.0.0.1", host_port)).is_err());
 }
+
+#[test]
+fn pasta_is_refused_to_root_with_a_clear_error() {
+    if !berth_testkit::require_root("pasta_is_refused_to_root_with_a_clear_error") {
+        return;
+    }
+    let d = berth_testkit::tempdir("pasta-root");
+    fs::write(d.path().join("none.toml"), "").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(d.path().join("root"))
+        .arg("--runroot")
+        .arg(d.path().join("run"))
+        .args(["run", "--rm", "--network", "pasta", "busybox:test", "true"])
+        .env("BERTH_CONFIG", d.path().join("none.toml"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("pasta") && err.contains("rootless"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -567,6 +567,13 @@ impl RunOptions {
                 "rootless: bridge networks need root (use pasta, none or host)".into(),
             ));
         }
+        if self.network == NetworkMode::Pasta && !crate::rootless::active() {
+            return Err(invalid(
+                "--network",
+                "pasta is user-mode networking for a rootless berth; as root use a bridge network"
+                    .into(),
+            ));
+        }
         let forwards = bridge || self.network == NetworkMode::Pasta;
         if (!self.publish.is_empty() || self.publish_all) && !forwards {
             return Err(invalid(
