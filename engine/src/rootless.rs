@@ -57,9 +57,7 @@ pub fn runtime_dir() -> PathBuf {
 pub fn enter(runroot: &Path) -> Result<(), String> {
     // Read afresh: the cached answer of in_user_namespace() would be the
     // one from before the setns below.
-    let inside = fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]);
-    if nix::unistd::geteuid().is_root() || inside {
+    if nix::unistd::geteuid().is_root() || berth_storage::read_in_user_namespace() {
         return Ok(());
     }
     let uid = nix::unistd::getuid();

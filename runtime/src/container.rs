@@ -87,21 +87,20 @@ pub fn create(root: &Root, o: CreateOpts<'_>) -> Result<State> {
 
     let cgroup = match cgroups::resolve(linux.cgroups_path().as_deref(), o.id, o.systemd_cgroup) {
         // runc's rule: a rootless container that asks for no limits runs
-        // without a cgroup when it may not make one (no delegation).
-        Ok(c)
-            if o.rootless && !c.writable() && !cgroups::has_limits(linux.resources().as_ref()) =>
-        {
+        // without a cgroup when it may not make one (no delegation); one
+        // that asks for limits fails.
+        Ok(c) if o.rootless && !c.writable() => {
+            if cgroups::has_limits(linux.resources().as_ref()) {
+                return Err(Error::InvalidConfig(format!(
+                    "rootless: the config asks for resource limits, but cgroup {} may not be made by this user (limits need a delegated cgroup v2 tree)",
+                    c.dirs.first().map_or_else(String::new, |d| d.display().to_string())
+                )));
+            }
             crate::log::debug(&format!(
                 "rootless: no writable cgroup for {}, running without one",
                 o.id
             ));
             None
-        }
-        Ok(c) if o.rootless && !c.writable() => {
-            return Err(Error::InvalidConfig(format!(
-                "rootless: the config asks for resource limits, but cgroup {} may not be made by this user (limits need a delegated cgroup v2 tree)",
-                c.dirs.first().map_or_else(String::new, |d| d.display().to_string())
-            )))
         }
         Ok(c) => Some(c),
         Err(e) if o.rootless => {

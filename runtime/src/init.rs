@@ -188,7 +188,7 @@ fn setup(a: &InitArgs) -> Result<(Option<OwnedFd>, String)> {
         rootfs: &a.rootfs,
         bundle: &a.bundle,
         cgroup: a.cgroup.as_ref(),
-        userns: a.ns.has_user || sys::in_user_namespace(),
+        userns: a.ns.has_user,
         cgroupns: a.ns.has_cgroup,
     };
     let root = rootfs::prepare(&plan)?;
@@ -224,7 +224,7 @@ fn setup(a: &InitArgs) -> Result<(Option<OwnedFd>, String)> {
         state.as_bytes(),
     )?;
     rootfs::pivot(&a.rootfs, a.no_pivot)?;
-    rootfs::finish(spec, a.ns.has_user || sys::in_user_namespace())?;
+    rootfs::finish(spec, a.ns.has_user)?;
     let _ = linux;
     // Fail `create`, not `start`, when the program does not exist.
     let env = process.env().clone().unwrap_or_default();

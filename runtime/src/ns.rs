@@ -82,7 +82,9 @@ pub fn plan(linux: &Linux) -> Result<Plan> {
         join,
         new,
         new_user,
-        has_user: has(T::User),
+        // Also when the runtime itself runs in a user namespace (under a
+        // rootless engine): the same limits on devices and mounts apply.
+        has_user: has(T::User) || crate::sys::in_user_namespace(),
         has_cgroup: has(T::Cgroup),
         has_pid: has(T::Pid),
     })

@@ -54,11 +54,15 @@ pub use util::{parse_rfc3339, rfc3339};
 /// whose overlay metadata lives in `user.overlay.*` xattrs.
 pub fn in_user_namespace() -> bool {
     static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *IN.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
-            let f: Vec<&str> = m.split_whitespace().collect();
-            f != ["0", "0", "4294967295"]
-        })
+    *IN.get_or_init(read_in_user_namespace)
+}
+
+/// [`in_user_namespace`] read afresh, for a process about to change its
+/// namespace (the cached answer is the first one).
+pub fn read_in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        let f: Vec<&str> = m.split_whitespace().collect();
+        f != ["0", "0", "4294967295"]
     })
 }
 
