@@ -52,7 +52,8 @@ pub fn run_quiet(mut c: Command) -> Result<Duration> {
     Ok(d)
 }
 
-/// Peak RSS in KiB of a command, by `/usr/bin/time -f %M`.
+/// Peak RSS in KiB of a command, by `/usr/bin/time -f %M`: the largest
+/// of its processes, each at its peak.
 pub fn peak_rss_kib(c: &Command) -> Result<u64> {
     let mut t = Command::new("/usr/bin/time");
     t.arg("-f")
@@ -64,10 +65,25 @@ pub fn peak_rss_kib(c: &Command) -> Result<u64> {
         .stdout(Stdio::null())
         .output()
         .context("/usr/bin/time (Debian package time)")?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    let last = err.lines().last().unwrap_or("").trim().to_string();
+    parse_time_rss(&String::from_utf8_lossy(&out.stderr))
+}
+
+/// Peak RSS in KiB of a command that goes through [`mount_ns_wrapper`],
+/// measured inside the wrapper: the runtime's processes only.
+pub fn wrapped_peak_rss_kib(mut c: Command) -> Result<u64> {
+    let f = tempfile::NamedTempFile::new().context("temp file for the RSS")?;
+    let desc = format!("{c:?}");
+    c.env("BERTH_BENCH_RSS", f.path());
+    run_quiet(c).with_context(|| format!("RSS sample of {desc}"))?;
+    parse_time_rss(&std::fs::read_to_string(f.path())?)
+}
+
+/// The figure `/usr/bin/time -f %M` printed last (a line before it tells
+/// of a non-zero exit).
+fn parse_time_rss(text: &str) -> Result<u64> {
+    let last = text.lines().last().unwrap_or("").trim();
     last.parse()
-        .with_context(|| format!("parse peak RSS from {err:?}"))
+        .with_context(|| format!("parse peak RSS from {text:?}"))
 }
 
 pub fn median(v: &mut [Duration]) -> Duration {
@@ -257,14 +273,18 @@ pub fn hybrid_cgroups() -> bool {
 /// namespace, with /sys/fs/cgroup/unified unmounted on a hybrid host
 /// (HOST.md's way of running crun here). Named like `bin`, because engines
 /// look at a runtime's name (podman passes `--log-format=json` only to
-/// runtimes it knows by name).
+/// runtimes it knows by name). With `BERTH_BENCH_RSS=FILE` in its
+/// environment, `bin` runs under `/usr/bin/time -f %M -o FILE`, so the
+/// peak RSS written there is the runtime's alone, not the wrapper's
+/// (util-linux's umount alone peaks at about 2.7 MiB).
 pub fn mount_ns_wrapper(dir: &Path, bin: &Path) -> Result<PathBuf> {
     let script = dir.join(bin.file_name().context("runtime path has no file name")?);
     let bin = bin.display();
+    let timed = r#"${BERTH_BENCH_RSS:+/usr/bin/time -f %M -o "$BERTH_BENCH_RSS"}"#;
     let body = if hybrid_cgroups() {
-        format!("#!/bin/sh\nexec unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified && exec \"$0\" \"$@\"' {bin} \"$@\"\n")
+        format!("#!/bin/sh\nexec unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified && exec {timed} \"$0\" \"$@\"' {bin} \"$@\"\n")
     } else {
-        format!("#!/bin/sh\nexec unshare -m --propagation private {bin} \"$@\"\n")
+        format!("#!/bin/sh\nexec unshare -m --propagation private {timed} {bin} \"$@\"\n")
     };
     std::fs::write(&script, body).with_context(|| format!("write {}", script.display()))?;
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;

@@ -306,6 +306,30 @@ pub fn default_seccomp_profile_as_oci(d: &Value) -> Value {
     p
 }
 
+/// The benchmarks' "limited" container, as an engine would ask for it:
+/// Docker's default seccomp profile (from containers-common, in OCI form)
+/// and memory, pids, cpu and device limits. Errors if the profile is not
+/// installed.
+pub fn limit_and_filter(bundle: &mut Bundle) -> Result<(), String> {
+    let p = CONTAINERS_SECCOMP_PROFILE;
+    let d: Value = std::fs::read(p)
+        .map_err(|e| format!("read {p} (Debian golang-github-containers-common): {e}"))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{p}: {e}")))?;
+    let profile = default_seccomp_profile_as_oci(&d);
+    bundle
+        .edit(|c| {
+            c["linux"]["seccomp"] = profile;
+            c["linux"]["resources"] = json!({
+                "memory": {"limit": 268435456},
+                "pids": {"limit": 256},
+                "cpu": {"quota": 50000, "period": 100000},
+                "devices": [{"allow": false, "access": "rwm"}]
+            });
+        })
+        .save();
+    Ok(())
+}
+
 /// Wait for `child` (spawned as the leader of its own process group) for at
 /// most `limit`; then SIGKILL the whole group (by the child's PID, the
 /// group's id), reap the child and return `None`. With `reap_all`, every

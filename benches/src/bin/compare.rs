@@ -9,7 +9,6 @@
 //! unmounted (the wrapper's cost is the same for all three).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use berth_benches::*;
@@ -42,84 +41,84 @@ fn runtimes(dir: &std::path::Path) -> Result<Vec<Runtime>> {
     Ok(v)
 }
 
-/// Docker's default seccomp profile (from Debian's containers-common), in
-/// the OCI form an engine hands to the runtime.
-fn docker_profile() -> Result<serde_json::Value> {
-    let p = berth_testkit::CONTAINERS_SECCOMP_PROFILE;
-    let d: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(p)
-            .with_context(|| format!("read {p} (Debian golang-github-containers-common)"))?,
-    )?;
-    Ok(berth_testkit::default_seccomp_profile_as_oci(&d))
-}
-
-fn limited(bundle: &mut berth_testkit::Bundle) -> Result<()> {
-    let profile = docker_profile()?;
-    bundle.edit(|c| {
-        c["linux"]["seccomp"] = profile;
-        c["linux"]["resources"] = serde_json::json!({
-            "memory": {"limit": 268435456},
-            "pids": {"limit": 256},
-            "cpu": {"quota": 50000, "period": 100000},
-            "devices": [{"allow": false, "access": "rwm"}]
-        });
-    });
-    bundle.save();
-    Ok(())
+/// `rounds` interleaved rounds of `run --bundle B <prefix>-<i>` by every
+/// runtime, each measured by `measure`: per runtime, its samples, or the
+/// first error (after which that runtime is left out of later rounds).
+fn interleaved<T>(
+    rts: &[Runtime],
+    roots: &[tempfile::TempDir],
+    bundle: &berth_testkit::Bundle,
+    rounds: usize,
+    prefix: &str,
+    measure: impl Fn(std::process::Command) -> Result<T>,
+) -> Vec<std::result::Result<Vec<T>, String>> {
+    let mut out: Vec<std::result::Result<Vec<T>, String>> =
+        rts.iter().map(|_| Ok(Vec::new())).collect();
+    for i in 0..rounds {
+        for (k, rt) in rts.iter().enumerate() {
+            let Ok(samples) = &mut out[k] else {
+                continue;
+            };
+            let mut c = rt.command(roots[k].path());
+            c.args(["run", "--bundle"])
+                .arg(bundle.path())
+                .arg(format!("{prefix}-{i}"));
+            match measure(c) {
+                Ok(v) => samples.push(v),
+                Err(e) => out[k] = Err(format!("{e:#}")),
+            }
+        }
+    }
+    out
 }
 
 fn scenario(name: &str, rts: &[Runtime], bundle: &berth_testkit::Bundle) -> Result<()> {
     let roots: Vec<_> = rts.iter().map(|_| berth_testkit::state_root()).collect();
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); rts.len()];
-    let mut failed: Vec<Option<String>> = vec![None; rts.len()];
     let n = iterations(30);
-    for i in 0..n {
-        for (k, rt) in rts.iter().enumerate() {
-            if failed[k].is_some() {
-                continue;
-            }
-            let mut c = rt.command(roots[k].path());
-            c.args(["run", "--bundle"])
-                .arg(bundle.path())
-                .arg(format!("bench-{i}"));
-            match run_quiet(c) {
-                Ok(d) => times[k].push(d),
-                Err(e) => failed[k] = Some(format!("{e:#}")),
-            }
-        }
-    }
+    let times = interleaved(rts, &roots, bundle, n, "bench", run_quiet);
+    // Peak RSS: the runtime's own processes (measured inside the wrapper),
+    // several samples each, interleaved; the median is reported.
+    let rss = interleaved(rts, &roots, bundle, 7, "bench-rss", wrapped_peak_rss_kib);
     println!("\n## {name}: run of /bin/true, {n} interleaved iterations");
     println!(
-        "{:<15} {:>10} {:>12} {:>14}",
-        "runtime", "median ms", "vs crun", "peak RSS KiB"
+        "{:<15} {:>10} {:>12} {:>14} {:>13}",
+        "runtime", "median ms", "vs crun", "peak RSS KiB", "(min-max)"
     );
     let crun_med = rts
         .iter()
         .position(|r| r.name == "crun")
-        .filter(|k| failed[*k].is_none())
-        .map(|k| median(&mut times[k].clone()));
+        .and_then(|k| times[k].as_ref().ok())
+        .map(|t| median(&mut t.clone()));
     for (k, rt) in rts.iter().enumerate() {
-        if let Some(e) = &failed[k] {
-            println!("{:<15} failed: {e}", rt.name);
-            continue;
-        }
-        let med = median(&mut times[k]);
-        let mut c = rt.command(roots[k].path());
-        c.args(["run", "--bundle"])
-            .arg(bundle.path())
-            .arg("bench-rss");
-        let rss = peak_rss_kib(&c)
-            .map(|r| r.to_string())
-            .unwrap_or_else(|e| format!("? ({e})"));
+        let t = match &times[k] {
+            Ok(t) => t,
+            Err(e) => {
+                println!("{:<15} failed: {e}", rt.name);
+                continue;
+            }
+        };
+        let med = median(&mut t.clone());
+        let (rss_med, range) = match &rss[k] {
+            Err(e) => (format!("? ({e})"), String::new()),
+            Ok(r) => {
+                let mut r = r.clone();
+                r.sort();
+                (
+                    r[r.len() / 2].to_string(),
+                    format!("({}-{})", r[0], r[r.len() - 1]),
+                )
+            }
+        };
         let ratio = crun_med
             .map(|c| format!("{:.2}x", ms(med) / ms(c)))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<15} {:>10.2} {:>12} {:>14}",
+            "{:<15} {:>10.2} {:>12} {:>14} {:>13}",
             rt.name,
             ms(med),
             ratio,
-            rss
+            rss_med,
+            range
         );
     }
     Ok(())
@@ -135,7 +134,7 @@ fn main() -> Result<()> {
         .set_args(&["/bin/true"])
         .edit(|c| c["ociVersion"] = serde_json::json!("1.0.2"))
         .save();
-    println!("# runtime comparison (wrapper: private mount ns; RSS is of the wrapped run, wrapper included)");
+    println!("# runtime comparison (every runtime behind the same wrapper, a private mount ns; peak RSS is the runtime's own processes, measured inside it: median of 7 runs)");
     println!("{:<15} {:>12}", "binary", "size bytes");
     for rt in &rts {
         println!(
@@ -146,7 +145,7 @@ fn main() -> Result<()> {
         );
     }
     scenario("plain", &rts, &bundle).context("plain scenario")?;
-    limited(&mut bundle)?;
+    berth_testkit::limit_and_filter(&mut bundle).map_err(anyhow::Error::msg)?;
     scenario(
         "memory+pids+cpu limits + docker default seccomp profile",
         &rts,
