@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask demo | test | bench`.
+//! Developer tasks: `cargo xtask demo | test | bench | dist`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -6,15 +6,19 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+mod layout;
+mod ship;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("dist") => dist(),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo | test [cargo test args] | bench [runtime|pull|engine|net|all] [--quick]"
+                "usage: cargo xtask demo | test [cargo test args] | bench [runtime|pull|engine|net|all] [--quick] | dist"
             );
             std::process::exit(2);
         }
@@ -152,6 +156,17 @@ fn test(extra: &[String]) -> Result<()> {
     r
 }
 
+/// `dist`: the binaries as shipped (see `ship`), side by side in one
+/// directory, which it prints: berth-runtime, berth, berth-monitor,
+/// berth-netd.
+fn dist() -> Result<()> {
+    let dir = ship::runtime()?;
+    ship::build(&["berth-cli", "berth-engine", "berth-netd"])?;
+    ship::monitor(&dir)?;
+    println!("{}", dir.display());
+    Ok(())
+}
+
 /// `bench [runtime|pull|engine|net|all] [ARGS]`: the runtime comparison
 /// (default), the pull comparison, the engine comparison (berth vs podman),
 /// the network comparison (berth-netd vs a veth pair and netavark), or all.
@@ -161,8 +176,16 @@ fn bench(args: &[String]) -> Result<()> {
         _ => ("runtime", args),
     };
     let all = which == "all";
+    // berth-runtime as shipped, built (and laid out) once for both benches.
+    let mut runtime_dir = None;
+    let mut runtime = || -> Result<PathBuf> {
+        if runtime_dir.is_none() {
+            runtime_dir = Some(ship::runtime()?);
+        }
+        Ok(runtime_dir.clone().expect("just set"))
+    };
     if all || which == "runtime" {
-        let dir = shipped_build(&["berth-runtime"])?;
+        let dir = runtime()?;
         bench_bin(
             "compare",
             rest,
@@ -180,9 +203,9 @@ fn bench(args: &[String]) -> Result<()> {
         // finds the others next to itself. Two invocations: built together,
         // Cargo unifies the dependencies' features differently and relinks
         // berth-runtime, which the runtime bench then relinks again.
-        let dir = shipped_build(&["berth-runtime"])?;
-        shipped_build(&["berth-cli", "berth-engine"])?;
-        shipped_monitor(&dir)?;
+        let dir = runtime()?;
+        ship::build(&["berth-cli", "berth-engine"])?;
+        ship::monitor(&dir)?;
         bench_bin("engine", rest, &[("BERTH", dir.join("berth"))])?;
     }
     if all || which == "net" {
@@ -192,72 +215,6 @@ fn bench(args: &[String]) -> Result<()> {
         bench_bin("net", rest, &[])?;
     }
     Ok(())
-}
-
-/// Release builds of `packages` as shipped, returning the directory that
-/// holds their binaries: static (glibc with `crt-static`, Debian's
-/// `libseccomp.a`) — no dynamic loading on each exec — and not
-/// position-independent, as Go builds runc: nothing to relocate at start,
-/// so no relocation table read and no relocated pages made private (84 KiB
-/// of the idle monitor's RSS, 440 KiB of the runtime's). The price is a
-/// fixed address for the binary's own code (the stack, heap and mmaps stay
-/// randomised). Built for the explicit host target so that proc-macros stay
-/// dynamic. Falls back to the dynamic release build when `libseccomp.a` is
-/// missing or the host is not x86_64 glibc.
-fn shipped_build(packages: &[&str]) -> Result<PathBuf> {
-    shipped_build_with(&["--release"], packages, "release")
-}
-
-/// berth-monitor as shipped: built for size (profile `release-small`,
-/// opt-level "s"), then put next to `berth` in `dir`. One sits idle beside
-/// every container, so its resident pages count for more than its speed.
-fn shipped_monitor(dir: &Path) -> Result<()> {
-    let small = shipped_build_with(
-        &["--profile", "release-small", "--bin", "berth-monitor"],
-        &["berth-engine"],
-        "release-small",
-    )?;
-    std::fs::copy(small.join("berth-monitor"), dir.join("berth-monitor"))
-        .context("copy the size-built berth-monitor next to berth")?;
-    Ok(())
-}
-
-fn shipped_build_with(args: &[&str], packages: &[&str], profile_dir: &str) -> Result<PathBuf> {
-    let lib = Path::new("/usr/lib/x86_64-linux-gnu/libseccomp.a");
-    let host = host_triple()?;
-    let mut r = cargo();
-    r.arg("build").args(args);
-    for p in packages {
-        r.args(["-p", p]);
-    }
-    if !lib.is_file() || host != "x86_64-unknown-linux-gnu" {
-        eprintln!(
-            "xtask: no static build ({} missing or host {host}); benchmarking the dynamic one",
-            lib.display()
-        );
-        run(r)?;
-        return Ok(target_dir().join(profile_dir));
-    }
-    r.args(["--target", &host])
-        .env(
-            "RUSTFLAGS",
-            "-C target-feature=+crt-static -C relocation-model=static",
-        )
-        .env("LIBSECCOMP_LINK_TYPE", "static")
-        .env("LIBSECCOMP_LIB_PATH", lib.parent().expect("dir"));
-    run(r)?;
-    Ok(target_dir().join(&host).join(profile_dir))
-}
-
-fn host_triple() -> Result<String> {
-    let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-        .arg("-vV")
-        .output()
-        .context("rustc -vV")?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-        .context("rustc -vV printed no host")
 }
 
 /// Run the benches' `bin` (release) with `env` set; whatever it measures

@@ -1,0 +1,146 @@
+//! The binaries as shipped (and as the benchmarks measure them): static
+//! (glibc with `crt-static`, Debian's `libseccomp.a`) — no dynamic loading
+//! on each exec — and not position-independent, as Go builds runc: nothing
+//! to relocate at start, so no relocation table read and no relocated pages
+//! made private (84 KiB of the idle monitor's RSS, 440 KiB of the
+//! runtime's). The price is a fixed address for the binary's own code (the
+//! stack, heap and mmaps stay randomised). Built for the explicit host
+//! target so that proc-macros stay dynamic. Falls back to the dynamic
+//! release build when `libseccomp.a` is missing or the host is not x86_64
+//! glibc. berth-runtime is also linked with the functions a container's
+//! life runs side by side (see `layout`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::{cargo, run, target_dir};
+
+const LIBSECCOMP_A: &str = "/usr/lib/x86_64-linux-gnu/libseccomp.a";
+
+/// `cargo <args> --target HOST [-- <rustc>]` with the static, non-PIE
+/// flags; returns the directory of the binaries and whether they are
+/// static. Where a static build is not possible, runs `cargo <args>
+/// [-- <rustc>]`.
+fn cargo_static(args: &[&str], rustc: &[&str], profile_dir: &str) -> Result<(PathBuf, bool)> {
+    let host = host_triple()?;
+    let mut r = cargo();
+    r.args(args);
+    let is_static = Path::new(LIBSECCOMP_A).is_file() && host == "x86_64-unknown-linux-gnu";
+    if is_static {
+        r.args(["--target", &host])
+            .env(
+                "RUSTFLAGS",
+                "-C target-feature=+crt-static -C relocation-model=static",
+            )
+            .env("LIBSECCOMP_LINK_TYPE", "static")
+            .env(
+                "LIBSECCOMP_LIB_PATH",
+                Path::new(LIBSECCOMP_A).parent().expect("dir"),
+            );
+    } else {
+        eprintln!(
+            "xtask: no static build ({LIBSECCOMP_A} missing or host {host}); building the dynamic one"
+        );
+    }
+    if !rustc.is_empty() {
+        r.arg("--").args(rustc);
+    }
+    run(r)?;
+    let dir = if is_static {
+        target_dir().join(&host).join(profile_dir)
+    } else {
+        target_dir().join(profile_dir)
+    };
+    Ok((dir, is_static))
+}
+
+/// Release builds of `packages` as shipped; returns their directory.
+pub fn build(packages: &[&str]) -> Result<PathBuf> {
+    let mut args = vec!["build", "--release"];
+    for p in packages {
+        args.extend(["-p", p]);
+    }
+    Ok(cargo_static(&args, &[], "release")?.0)
+}
+
+/// berth-runtime as shipped; returns its directory. Linked twice: once
+/// with its symbols, to trace which functions a container's life runs
+/// (`layout::train`), then stripped, with those functions first in the
+/// text (lld's `--symbol-ordering-file`). If the trace cannot be made here
+/// the second link is made without the order, and that is said on stderr.
+pub fn runtime() -> Result<PathBuf> {
+    let bin_args = [
+        "rustc",
+        "--release",
+        "-p",
+        "berth-runtime",
+        "--bin",
+        "berth-runtime",
+    ];
+    let (dir, is_static) = cargo_static(&bin_args, &["-C", "strip=none"], "release")?;
+    let bin = dir.join("berth-runtime");
+    if !is_static {
+        // A position-independent build's symbols are not its run-time
+        // addresses; the tracer reads them as-is. Strip it as the profile
+        // would have.
+        cargo_static(&bin_args, &[], "release")?;
+        return Ok(dir);
+    }
+    let order = dir.join("berth-runtime.order");
+    let mut rustc = Vec::new();
+    match crate::layout::train(&bin, &order) {
+        Ok((ran, all)) => {
+            eprintln!(
+                "xtask: layout: {ran} of {all} functions of berth-runtime run in a container's life; linked first ({})",
+                order.display()
+            );
+            rustc = vec![
+                "-C".to_string(),
+                format!("link-arg=-Wl,--symbol-ordering-file={}", order.display()),
+                "-C".to_string(),
+                "link-arg=-Wl,--no-warn-symbol-ordering".to_string(),
+            ];
+        }
+        Err(e) => eprintln!(
+            "xtask: layout: not applied, berth-runtime linked in the linker's order: {e:#}"
+        ),
+    }
+    let rustc: Vec<&str> = rustc.iter().map(String::as_str).collect();
+    cargo_static(&bin_args, &rustc, "release")?;
+    Ok(dir)
+}
+
+/// berth-monitor as shipped: built for size (profile `release-small`,
+/// opt-level "s"), then put next to `berth` in `dir`. One sits idle beside
+/// every container, so its resident pages count for more than its speed.
+pub fn monitor(dir: &Path) -> Result<()> {
+    let (small, _) = cargo_static(
+        &[
+            "build",
+            "--profile",
+            "release-small",
+            "--bin",
+            "berth-monitor",
+            "-p",
+            "berth-engine",
+        ],
+        &[],
+        "release-small",
+    )?;
+    std::fs::copy(small.join("berth-monitor"), dir.join("berth-monitor"))
+        .context("copy the size-built berth-monitor next to berth")?;
+    Ok(())
+}
+
+fn host_triple() -> Result<String> {
+    let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .context("rustc -vV")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .context("rustc -vV printed no host")
+}
