@@ -309,6 +309,12 @@ impl RunOptions {
     /// create` made; checked when the container is created).
     pub fn set_network(&mut self, v: &str) -> Result<()> {
         if let Some(opts) = v.strip_prefix("pasta:") {
+            if opts.is_empty() {
+                return Err(invalid(
+                    "--network",
+                    "pasta: needs an option after the colon (--map-gw or --no-map-gw)".into(),
+                ));
+            }
             for o in opts.split(',') {
                 match o.trim_start_matches('-') {
                     "map-gw" => self.pasta_map_gw = true,
@@ -714,6 +720,22 @@ mod tests {
         assert_eq!(back.endpoints, Some(Vec::new()));
         o.set_network("none").unwrap();
         assert!(o.endpoints().is_empty(), "no bridge, no networks");
+    }
+
+    #[test]
+    fn pasta_options() {
+        let mut o = RunOptions::default();
+        o.set_network("pasta:--map-gw").unwrap();
+        assert!(matches!(o.network, NetworkMode::Pasta) && o.pasta_map_gw);
+        o.set_network("pasta:--no-map-gw").unwrap();
+        assert!(!o.pasta_map_gw);
+        for (bad, says) in [
+            ("pasta:", "needs an option after the colon"),
+            ("pasta:--mtu=1500", "only --map-gw and --no-map-gw"),
+        ] {
+            let e = o.set_network(bad).unwrap_err().to_string();
+            assert!(e.contains(says) && !e.contains('\n'), "{bad}: {e}");
+        }
     }
 
     #[test]
