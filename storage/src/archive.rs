@@ -24,28 +24,36 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 const NAME_ANNOTATION: &str = "io.containerd.image.name";
 const REF_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
+/// Write an archive at `path` through a temp file beside it, synced, then
+/// renamed into place; on any error the temp file is removed and `path`
+/// is as it was.
+pub(crate) fn save_atomically(
+    path: &Path,
+    write: impl FnOnce(BufWriter<&File>) -> Result<()>,
+) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}", temp_name("berth-save")));
+    let werr = |source| StorageError::WriteArchive {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::create(&tmp).map_err(werr)?;
+    let res = write(BufWriter::new(&file)).and_then(|()| file.sync_all().map_err(werr));
+    if let Err(e) = res.and_then(|()| fs::rename(&tmp, path).map_err(werr)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
+
 impl Store {
     /// Write the images `refs` name as an oci-archive at `path` (through a
     /// temp file renamed into place).
     pub fn save_oci_archive(&self, refs: &[&str], path: &Path) -> Result<()> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{}", temp_name("berth-save")));
-        let werr = |source| StorageError::WriteArchive {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::create(&tmp).map_err(werr)?;
-        let res = self
-            .write_oci_archive(refs, BufWriter::new(&file))
-            .and_then(|()| file.sync_all().map_err(werr));
-        if let Err(e) = res.and_then(|()| fs::rename(&tmp, path).map_err(werr)) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        Ok(())
+        save_atomically(path, |w| self.write_oci_archive(refs, w))
     }
 
     /// Stream an oci-archive of the images `refs` name to `out`.

@@ -3,8 +3,7 @@
 //! is kept byte for byte, so the image id (its digest) survives; the
 //! manifest is rebuilt, as Docker itself does.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -14,7 +13,6 @@ use crate::db::ImageRecord;
 use crate::digest::Digest;
 use crate::error::{Result, StorageError};
 use crate::store::{normalize_tag, to_json, Store};
-use crate::util::temp_name;
 
 impl Store {
     pub(crate) fn load_docker(
@@ -65,26 +63,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Write the images `refs` name as a docker-archive at `path`.
+    /// Write the images `refs` name as a docker-archive at `path` (through
+    /// a temp file renamed into place).
     pub fn save_docker_archive(&self, refs: &[&str], path: &Path) -> Result<()> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{}", temp_name("berth-save")));
-        let werr = |source| StorageError::WriteArchive {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::create(&tmp).map_err(werr)?;
-        let res = self
-            .write_docker_archive(refs, BufWriter::new(&file))
-            .and_then(|()| file.sync_all().map_err(werr));
-        if let Err(e) = res.and_then(|()| fs::rename(&tmp, path).map_err(werr)) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        Ok(())
+        crate::archive::save_atomically(path, |w| self.write_docker_archive(refs, w))
     }
 
     /// Stream a docker-archive of the images `refs` name: layers are
