@@ -119,30 +119,39 @@ fn test(extra: &[String]) -> Result<()> {
     let mut l = cargo();
     l.args(["clippy", "--workspace", "--all-targets", "--quiet"]);
     run(l).context("clippy (deny-level lints, e.g. undocumented unsafe blocks)")?;
-    let test = |args: &[&str], limit_min: u64| {
+    let test = |args: &[&str], runtime: &Path, limit_min: u64| {
         let mut t = cargo();
         t.args(["test", "--no-fail-fast"])
             .args(args)
             .args(extra)
             .env("BERTH_SKIP_LOG", &skip_log)
-            .env("BERTH_RUNTIME", target_dir().join("debug/berth-runtime"));
+            .env("BERTH_RUNTIME", runtime);
         run_within(t, Duration::from_secs(limit_min * 60))
     };
     // Deadlines far above the usual run (about 5 and 3 minutes here), well
     // inside CI's own.
-    let r = test(&["--workspace", "--exclude", "berth-conformance"], 25);
-    // The conformance suite prints its runc / crun / berth table.
-    let c = test(
-        &[
-            "-p",
-            "berth-conformance",
-            "--",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ],
-        15,
+    let debug = target_dir().join("debug/berth-runtime");
+    let r = test(
+        &["--workspace", "--exclude", "berth-conformance"],
+        &debug,
+        25,
     );
+    // The conformance suite (it prints its runc / crun / berth table) runs
+    // against berth-runtime as shipped: static, non-PIE, laid out.
+    let c = ship::runtime().and_then(|dir| {
+        test(
+            &[
+                "-p",
+                "berth-conformance",
+                "--",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ],
+            &dir.join("berth-runtime"),
+            15,
+        )
+    });
     let r = r.and(c);
     // The side-by-side comparisons, short: CI shows the ratios every run.
     println!("\nbenchmarks (quick: a third of the iterations of `cargo xtask bench`)");
