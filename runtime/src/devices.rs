@@ -178,8 +178,9 @@ pub fn create(root: BorrowedFd<'_>, dev: &Dev, userns: bool) -> Result<()> {
     Ok(())
 }
 
-/// /dev/fd, /dev/std{in,out,err}, /dev/ptmx and /dev/core.
-pub fn symlinks(root: BorrowedFd<'_>) -> Result<()> {
+/// The root's /dev (made if missing), opened as a directory through
+/// descriptors only.
+fn dev_dir(root: BorrowedFd<'_>) -> Result<OwnedFd> {
     let dev = fsutil::open_in_root(root, Path::new("/dev"), Create::Dir)?;
     let dirfd = nix::fcntl::openat(
         &dev,
@@ -192,6 +193,12 @@ pub fn symlinks(root: BorrowedFd<'_>) -> Result<()> {
         path: "/dev".into(),
         source: e,
     })?;
+    Ok(dirfd)
+}
+
+/// /dev/fd, /dev/std{in,out,err}, /dev/ptmx and /dev/core.
+pub fn symlinks(root: BorrowedFd<'_>) -> Result<()> {
+    let dirfd = dev_dir(root)?;
     let mut links = vec![
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -227,18 +234,7 @@ pub fn symlinks(root: BorrowedFd<'_>) -> Result<()> {
 /// /dev/pts included, is removed first), and the mount is made through
 /// descriptors only (CVE-2025-52565).
 pub fn bind_console(root: BorrowedFd<'_>, peer: &OwnedFd) -> Result<()> {
-    let dev = fsutil::open_in_root(root, Path::new("/dev"), Create::Dir)?;
-    let dirfd = nix::fcntl::openat(
-        &dev,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::Path {
-        op: "open",
-        path: "/dev".into(),
-        source: e,
-    })?;
+    let dirfd = dev_dir(root)?;
     match nix::unistd::unlinkat(&dirfd, "console", nix::unistd::UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => {}
         Err(e) => {
