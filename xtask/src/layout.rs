@@ -124,6 +124,18 @@ impl Tracer {
         (self.order.len(), self.funcs.len())
     }
 
+    /// Write the functions run, first run first, one name a line (lld's
+    /// `--symbol-ordering-file`); returns (run, all) counts.
+    fn write_order(&self, out: &Path) -> Result<(usize, usize)> {
+        let mut text = String::new();
+        for name in self.order() {
+            text.push_str(name);
+            text.push('\n');
+        }
+        std::fs::write(out, text).with_context(|| format!("write {}", out.display()))?;
+        Ok(self.counts())
+    }
+
     /// Run `cmd` under the tracer until it exits; its other processes
     /// (a created container's init) stay traced for the next command. Fails
     /// if it fails or overruns `limit` (then every tracee is killed, by pid).
@@ -148,9 +160,25 @@ impl Tracer {
         // Reaped below by waitpid, never through `child`.
         drop(child);
         self.tracees.insert(root);
+        self.serve(Some(root), &desc, limit)
+    }
+
+    /// Follow the processes still traced (a daemon a command left behind)
+    /// until every one has exited or been let go.
+    pub fn settle(&mut self, what: &str, limit: Duration) -> Result<()> {
+        self.serve(None, what, limit)
+    }
+
+    /// Handle the tracees' stops until `root` exits (with `None`: until
+    /// none is left). `root`, if given, is in its first stop, just after
+    /// its traced exec.
+    fn serve(&mut self, root: Option<i32>, desc: &str, limit: Duration) -> Result<()> {
         let mut root_started = false;
         let deadline = Instant::now() + limit;
         loop {
+            if root.is_none() && self.tracees.is_empty() {
+                return Ok(());
+            }
             if Instant::now() > deadline {
                 self.kill_all();
                 bail!("{desc}: did not finish under the tracer within {limit:?}");
@@ -163,11 +191,17 @@ impl Tracer {
                 continue;
             }
             if pid < 0 {
-                bail!("{desc}: waitpid: {}", std::io::Error::last_os_error());
+                let e = std::io::Error::last_os_error();
+                if root.is_none() && e.raw_os_error() == Some(libc::ECHILD) {
+                    // Nothing traced or ours is left.
+                    self.tracees.clear();
+                    return Ok(());
+                }
+                bail!("{desc}: waitpid: {e}");
             }
             if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
                 self.tracees.remove(&pid);
-                if pid == root {
+                if Some(pid) == root {
                     if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
                         return Ok(());
                     }
@@ -181,7 +215,7 @@ impl Tracer {
             }
             let sig = libc::WSTOPSIG(status);
             let event = status >> 16;
-            if pid == root && !root_started {
+            if Some(pid) == root && !root_started {
                 // The stop after the traced exec: follow forks and execs.
                 root_started = true;
                 let opts = libc::PTRACE_O_TRACEFORK
@@ -363,13 +397,54 @@ pub fn train(bin: &Path, out: &Path) -> Result<(usize, usize)> {
         let _ = cmd(&["delete", "--force", id]).output();
     }
     r?;
-    let mut text = String::new();
-    for name in t.order() {
-        text.push_str(name);
-        text.push('\n');
+    t.write_order(out)
+}
+
+/// Trace berth-monitor (the unstripped build `monitor`) through a
+/// detached container's life as the engine starts it — start-up, the
+/// runtime's `create` and `start`, the idle poll loop, the exit, `delete`
+/// — with `runtime` as its runtime, and write the order to `out`.
+pub fn train_monitor(monitor: &Path, runtime: &Path, out: &Path) -> Result<(usize, usize)> {
+    let mut t = Tracer::new(monitor)?;
+    let work = berth_testkit::tempdir("layout-monitor");
+    let rt_root = work.path().join("runtime");
+    let run_dir = work.path().join("run");
+    std::fs::create_dir_all(&run_dir)?;
+    let mut bundle = berth_testkit::Bundle::new(runtime);
+    bundle.set_args(&["/bin/sleep", "60"]).save();
+    let id = berth_testkit::unique("layout-monitor");
+    let limit = Duration::from_secs(60);
+    let mut m = Command::new(monitor);
+    m.arg("--id")
+        .arg(&id)
+        .arg("--runtime")
+        .arg(runtime)
+        .arg("--runtime-root")
+        .arg(&rt_root)
+        .arg("--bundle")
+        .arg(bundle.path())
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--log")
+        .arg(work.path().join("log.json"))
+        .args(["--log-driver", "json-file"]);
+    let rt = |args: &[&str]| {
+        let mut c = Command::new(runtime);
+        c.arg("--root").arg(&rt_root).args(args);
+        c
+    };
+    // The monitor's first process exits once the container runs; the
+    // daemon it left idles until the container is killed, then deletes it
+    // and exits.
+    let r = t
+        .run(m, limit)
+        .and_then(|()| t.run(rt(&["kill", &id, "KILL"]), limit))
+        .and_then(|()| t.settle("berth-monitor after the container's exit", limit));
+    if r.is_err() {
+        let _ = rt(&["delete", "--force", &id]).output();
     }
-    std::fs::write(out, text).with_context(|| format!("write {}", out.display()))?;
-    Ok(t.counts())
+    r?;
+    t.write_order(out)
 }
 
 #[cfg(test)]

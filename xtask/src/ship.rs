@@ -7,8 +7,8 @@
 //! stack, heap and mmaps stay randomised). Built for the explicit host
 //! target so that proc-macros stay dynamic. Falls back to the dynamic
 //! release build when `libseccomp.a` is missing or the host is not x86_64
-//! glibc. berth-runtime is also linked with the functions a container's
-//! life runs side by side (see `layout`).
+//! glibc. berth-runtime and berth-monitor are also linked with the
+//! functions a container's life runs side by side (see `layout`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -65,13 +65,9 @@ pub fn build(packages: &[&str]) -> Result<PathBuf> {
     Ok(cargo_static(&args, &[], "release")?.0)
 }
 
-/// berth-runtime as shipped; returns its directory. Linked twice: once
-/// with its symbols, to trace which functions a container's life runs
-/// (`layout::train`), then stripped, with those functions first in the
-/// text (lld's `--symbol-ordering-file`). If the trace cannot be made here
-/// the second link is made without the order, and that is said on stderr.
+/// berth-runtime as shipped; returns its directory. See [`laid_out`].
 pub fn runtime() -> Result<PathBuf> {
-    let bin_args = [
+    let args = [
         "rustc",
         "--release",
         "-p",
@@ -79,21 +75,59 @@ pub fn runtime() -> Result<PathBuf> {
         "--bin",
         "berth-runtime",
     ];
-    let (dir, is_static) = cargo_static(&bin_args, &["-C", "strip=none"], "release")?;
-    let bin = dir.join("berth-runtime");
+    laid_out("berth-runtime", &args, "release", crate::layout::train)
+}
+
+/// berth-monitor as shipped, put next to `berth` in `dir` (which holds the
+/// shipped berth-runtime, its runtime while it is traced): built for size
+/// (profile `release-small`, opt-level "s") — one sits idle beside every
+/// container, so its resident pages count for more than its speed — and
+/// laid out as [`laid_out`] says.
+pub fn monitor(dir: &Path) -> Result<()> {
+    let args = [
+        "rustc",
+        "--profile",
+        "release-small",
+        "-p",
+        "berth-engine",
+        "--bin",
+        "berth-monitor",
+    ];
+    let runtime = dir.join("berth-runtime");
+    let small = laid_out("berth-monitor", &args, "release-small", |bin, out| {
+        crate::layout::train_monitor(bin, &runtime, out)
+    })?;
+    std::fs::copy(small.join("berth-monitor"), dir.join("berth-monitor"))
+        .context("copy the size-built berth-monitor next to berth")?;
+    Ok(())
+}
+
+/// Build binary `name` (`cargo <args>`, a `cargo rustc` of one bin) as
+/// shipped and return its directory. Linked twice: once with its symbols,
+/// to trace which functions it runs (`train(binary, order file)`), then
+/// stripped, with those functions first in the text (lld's
+/// `--symbol-ordering-file`). If the trace cannot be made here the second
+/// link is made without the order, and that is said on stderr.
+fn laid_out(
+    name: &str,
+    args: &[&str],
+    profile_dir: &str,
+    train: impl FnOnce(&Path, &Path) -> Result<(usize, usize)>,
+) -> Result<PathBuf> {
+    let (dir, is_static) = cargo_static(args, &["-C", "strip=none"], profile_dir)?;
     if !is_static {
         // A position-independent build's symbols are not its run-time
         // addresses; the tracer reads them as-is. Strip it as the profile
         // would have.
-        cargo_static(&bin_args, &[], "release")?;
+        cargo_static(args, &[], profile_dir)?;
         return Ok(dir);
     }
-    let order = dir.join("berth-runtime.order");
+    let order = dir.join(format!("{name}.order"));
     let mut rustc = Vec::new();
-    match crate::layout::train(&bin, &order) {
+    match train(&dir.join(name), &order) {
         Ok((ran, all)) => {
             eprintln!(
-                "xtask: layout: {ran} of {all} functions of berth-runtime run in a container's life; linked first ({})",
+                "xtask: layout: {ran} of {all} functions of {name} run in a container's life; linked first ({})",
                 order.display()
             );
             rustc = vec![
@@ -103,35 +137,13 @@ pub fn runtime() -> Result<PathBuf> {
                 "link-arg=-Wl,--no-warn-symbol-ordering".to_string(),
             ];
         }
-        Err(e) => eprintln!(
-            "xtask: layout: not applied, berth-runtime linked in the linker's order: {e:#}"
-        ),
+        Err(e) => {
+            eprintln!("xtask: layout: not applied, {name} linked in the linker's order: {e:#}")
+        }
     }
     let rustc: Vec<&str> = rustc.iter().map(String::as_str).collect();
-    cargo_static(&bin_args, &rustc, "release")?;
+    cargo_static(args, &rustc, profile_dir)?;
     Ok(dir)
-}
-
-/// berth-monitor as shipped: built for size (profile `release-small`,
-/// opt-level "s"), then put next to `berth` in `dir`. One sits idle beside
-/// every container, so its resident pages count for more than its speed.
-pub fn monitor(dir: &Path) -> Result<()> {
-    let (small, _) = cargo_static(
-        &[
-            "build",
-            "--profile",
-            "release-small",
-            "--bin",
-            "berth-monitor",
-            "-p",
-            "berth-engine",
-        ],
-        &[],
-        "release-small",
-    )?;
-    std::fs::copy(small.join("berth-monitor"), dir.join("berth-monitor"))
-        .context("copy the size-built berth-monitor next to berth")?;
-    Ok(())
 }
 
 fn host_triple() -> Result<String> {
