@@ -6,7 +6,22 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+// The tracer knows x86_64 (int3, rip) only; elsewhere `ship` builds the
+// dynamic release, which it does not lay out.
+#[cfg(target_arch = "x86_64")]
 mod layout;
+#[cfg(not(target_arch = "x86_64"))]
+mod layout {
+    use std::path::Path;
+
+    pub fn train(_: &Path, _: &Path) -> anyhow::Result<(usize, usize)> {
+        anyhow::bail!("the layout tracer knows x86_64 only")
+    }
+
+    pub fn train_monitor(_: &Path, _: &Path, _: &Path) -> anyhow::Result<(usize, usize)> {
+        anyhow::bail!("the layout tracer knows x86_64 only")
+    }
+}
 mod ship;
 
 fn main() {
