@@ -7,8 +7,8 @@
 //! every window it touched, not every page. The linker lays functions out
 //! by crate and module; a `run` touches a few hundred scattered functions
 //! (clap, serde, oci-spec, std, glibc, the runtime itself) and so maps
-//! most of the binary's text. Listed in the order they first run, the same
-//! functions fill a few contiguous windows.
+//! most of the binary's text. Listed by the training step they first run
+//! in, the same functions fill a few contiguous windows.
 //!
 //! How: a ptrace tracer (no debugger, no instrumented build). Every
 //! function start of the unstripped binary (`readelf`'s FUNC symbols) gets
@@ -91,7 +91,10 @@ pub struct Tracer {
     /// Original byte at each function start (read from the first image).
     orig: HashMap<u64, u8>,
     hit: Vec<bool>,
-    order: Vec<usize>,
+    /// Functions run, first run first, each with the step (the how-manyth
+    /// `run`/`settle`) it first ran in.
+    order: Vec<(usize, usize)>,
+    step: usize,
     /// Processes being traced.
     tracees: HashSet<i32>,
 }
@@ -111,25 +114,32 @@ impl Tracer {
             hi,
             orig: HashMap::new(),
             order: Vec::new(),
+            step: 0,
             tracees: HashSet::new(),
         })
     }
 
     /// Names of the functions run so far, first run first.
+    #[cfg(test)]
     pub fn order(&self) -> impl Iterator<Item = &str> {
-        self.order.iter().map(|&i| self.funcs[i].name.as_str())
+        self.order.iter().map(|&(_, i)| self.funcs[i].name.as_str())
     }
 
     pub fn counts(&self) -> (usize, usize) {
         (self.order.len(), self.funcs.len())
     }
 
-    /// Write the functions run, first run first, one name a line (lld's
-    /// `--symbol-ordering-file`); returns (run, all) counts.
+    /// Write the functions run, one name a line (lld's
+    /// `--symbol-ordering-file`): by the step they first ran in, then by
+    /// address. Within a step the runtime's processes run side by side, so
+    /// which of them first reached a function varies; this order does not,
+    /// and the same trace links the same binary. Returns (run, all) counts.
     fn write_order(&self, out: &Path) -> Result<(usize, usize)> {
+        let mut v = self.order.clone();
+        v.sort_by_key(|&(step, i)| (step, self.funcs[i].addr));
         let mut text = String::new();
-        for name in self.order() {
-            text.push_str(name);
+        for (_, i) in v {
+            text.push_str(&self.funcs[i].name);
             text.push('\n');
         }
         std::fs::write(out, text).with_context(|| format!("write {}", out.display()))?;
@@ -160,12 +170,14 @@ impl Tracer {
         // Reaped below by waitpid, never through `child`.
         drop(child);
         self.tracees.insert(root);
+        self.step += 1;
         self.serve(Some(root), &desc, limit)
     }
 
     /// Follow the processes still traced (a daemon a command left behind)
     /// until every one has exited or been let go.
     pub fn settle(&mut self, what: &str, limit: Duration) -> Result<()> {
+        self.step += 1;
         self.serve(None, what, limit)
     }
 
@@ -307,7 +319,7 @@ impl Tracer {
         };
         if !self.hit[i] {
             self.hit[i] = true;
-            self.order.push(i);
+            self.order.push((self.step, i));
         }
         std::fs::OpenOptions::new()
             .write(true)
@@ -344,8 +356,8 @@ fn cont(pid: i32, sig: i32) -> Result<()> {
 /// Trace a container's life as engines drive it — `run` of a plain and of a
 /// limited, seccomp-filtered container; `create`, `state`, `start`,
 /// `exec`, `list`, `kill`, `delete` of a long-running one — with the
-/// unstripped build `bin`, and write the functions it ran, first run first,
-/// to `out` (lld's `--symbol-ordering-file`). Returns (run, all) counts.
+/// unstripped build `bin`, and write the functions it ran to `out` (see
+/// [`Tracer::write_order`]). Returns (run, all) counts.
 pub fn train(bin: &Path, out: &Path) -> Result<(usize, usize)> {
     let mut t = Tracer::new(bin)?;
     let root = berth_testkit::state_root();
@@ -525,6 +537,21 @@ int main(int argc, char **argv) {
         assert_eq!(pos("never"), None, "{order:?}");
         let (ran, all) = t.counts();
         assert!(ran < all, "{ran} of {all}");
+        // The order file: one step here, so by address, whichever process
+        // got to a function first.
+        let file = dir.path().join("prog.order");
+        assert_eq!(t.write_order(&file).unwrap(), (ran, all));
+        // (A local name two objects share, glibc has some, is left out.)
+        let mut addr: HashMap<&str, Option<u64>> = HashMap::new();
+        for f in &t.funcs {
+            addr.entry(f.name.as_str())
+                .and_modify(|a| *a = None)
+                .or_insert(Some(f.addr));
+        }
+        let names = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(names.lines().count(), ran);
+        let listed: Vec<u64> = names.lines().filter_map(|n| addr[n]).collect();
+        assert!(listed.windows(2).all(|w| w[0] < w[1]), "{listed:x?}");
         assert!(t.tracees.is_empty(), "left traced: {:?}", t.tracees);
     }
 

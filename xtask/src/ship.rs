@@ -122,10 +122,10 @@ fn laid_out(
         cargo_static(args, &[], profile_dir)?;
         return Ok(dir);
     }
-    let order = dir.join(format!("{name}.order"));
+    let traced = dir.join(format!("{name}.order"));
     let mut rustc = Vec::new();
-    match train(&dir.join(name), &order) {
-        Ok((ran, all)) => {
+    match train(&dir.join(name), &traced).and_then(|counts| Ok((counts, by_content(&traced)?))) {
+        Ok(((ran, all), order)) => {
             eprintln!(
                 "xtask: layout: {ran} of {all} functions of {name} run in a container's life; linked first ({})",
                 order.display()
@@ -144,6 +144,32 @@ fn laid_out(
     let rustc: Vec<&str> = rustc.iter().map(String::as_str).collect();
     cargo_static(args, &rustc, profile_dir)?;
     Ok(dir)
+}
+
+/// A copy of the order file `traced` named by its content
+/// (`NAME.order` -> `NAME.<FNV-1a 64 hex>.order`; older copies removed).
+/// Cargo reuses a link whose arguments it has seen: a new order must come
+/// with a new path, and the same order with the same one.
+fn by_content(traced: &Path) -> Result<PathBuf> {
+    let text = std::fs::read(traced).with_context(|| format!("read {}", traced.display()))?;
+    let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let dir = traced.parent().context("order file has no directory")?;
+    let stem = traced
+        .file_stem()
+        .context("order file has no name")?
+        .to_string_lossy()
+        .into_owned();
+    let path = dir.join(format!("{stem}.{hash:016x}.order"));
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&format!("{stem}.")) && n.ends_with(".order") && e.path() != traced {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    std::fs::copy(traced, &path).with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
 }
 
 fn host_triple() -> Result<String> {
