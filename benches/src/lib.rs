@@ -52,35 +52,16 @@ pub fn run_quiet(mut c: Command) -> Result<Duration> {
     Ok(d)
 }
 
-/// Peak RSS in KiB of a command, by `/usr/bin/time -f %M`: the largest
-/// of its processes, each at its peak.
-pub fn peak_rss_kib(c: &Command) -> Result<u64> {
-    let mut t = Command::new("/usr/bin/time");
-    t.arg("-f")
-        .arg("%M")
-        .arg(c.get_program())
-        .args(c.get_args());
-    let out = t
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .output()
-        .context("/usr/bin/time (Debian package time)")?;
-    parse_time_rss(&String::from_utf8_lossy(&out.stderr))
-}
-
 /// Peak RSS in KiB of a command that goes through [`mount_ns_wrapper`],
-/// measured inside the wrapper: the runtime's processes only.
+/// by `/usr/bin/time -f %M` inside the wrapper: the largest of the
+/// runtime's processes, each at its peak (the wrapper's own not counted).
 pub fn wrapped_peak_rss_kib(mut c: Command) -> Result<u64> {
     let f = tempfile::NamedTempFile::new().context("temp file for the RSS")?;
     let desc = format!("{c:?}");
     c.env("BERTH_BENCH_RSS", f.path());
     run_quiet(c).with_context(|| format!("RSS sample of {desc}"))?;
-    parse_time_rss(&std::fs::read_to_string(f.path())?)
-}
-
-/// The figure `/usr/bin/time -f %M` printed last (a line before it tells
-/// of a non-zero exit).
-fn parse_time_rss(text: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(f.path())?;
+    // The figure is the last line (one before it tells of a non-zero exit).
     let last = text.lines().last().unwrap_or("").trim();
     last.parse()
         .with_context(|| format!("parse peak RSS from {text:?}"))
