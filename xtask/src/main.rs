@@ -200,16 +200,8 @@ fn bench(args: &[String]) -> Result<()> {
         _ => ("runtime", args),
     };
     let all = which == "all";
-    // berth-runtime as shipped, built (and laid out) once for both benches.
-    let mut runtime_dir = None;
-    let mut runtime = || -> Result<PathBuf> {
-        if runtime_dir.is_none() {
-            runtime_dir = Some(ship::runtime()?);
-        }
-        Ok(runtime_dir.clone().expect("just set"))
-    };
     if all || which == "runtime" {
-        let dir = runtime()?;
+        let dir = ship::runtime()?;
         bench_bin(
             "compare",
             rest,
@@ -224,10 +216,10 @@ fn bench(args: &[String]) -> Result<()> {
     }
     if all || which == "engine" {
         // berth, berth-monitor and berth-runtime side by side, so berth
-        // finds the others next to itself. Two invocations: built together,
-        // Cargo unifies the dependencies' features differently and relinks
-        // berth-runtime, which the runtime bench then relinks again.
-        let dir = runtime()?;
+        // finds the others next to itself. The runtime is its own `cargo
+        // rustc` (laid out); built with berth, Cargo would unify the
+        // dependencies' features differently and relink it.
+        let dir = ship::runtime()?;
         ship::build(&["berth-cli", "berth-engine"])?;
         ship::monitor(&dir)?;
         bench_bin("engine", rest, &[("BERTH", dir.join("berth"))])?;

@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 
@@ -29,7 +30,7 @@ fn cargo_static(args: &[&str], rustc: &[&str], profile_dir: &str) -> Result<(Pat
     r.args(args);
     let is_static = Path::new(LIBSECCOMP_A).is_file() && host == "x86_64-unknown-linux-gnu";
     if is_static {
-        r.args(["--target", &host])
+        r.args(["--target", host])
             .env(
                 "RUSTFLAGS",
                 "-C target-feature=+crt-static -C relocation-model=static",
@@ -49,7 +50,7 @@ fn cargo_static(args: &[&str], rustc: &[&str], profile_dir: &str) -> Result<(Pat
     }
     run(r)?;
     let dir = if is_static {
-        target_dir().join(&host).join(profile_dir)
+        target_dir().join(host).join(profile_dir)
     } else {
         target_dir().join(profile_dir)
     };
@@ -66,7 +67,13 @@ pub fn build(packages: &[&str]) -> Result<PathBuf> {
 }
 
 /// berth-runtime as shipped; returns its directory. See [`laid_out`].
+/// Built, traced and linked once per xtask run: the conformance suite and
+/// every bench use the same binary.
 pub fn runtime() -> Result<PathBuf> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(d) = DIR.get() {
+        return Ok(d.clone());
+    }
     let args = [
         "rustc",
         "--release",
@@ -75,7 +82,8 @@ pub fn runtime() -> Result<PathBuf> {
         "--bin",
         "berth-runtime",
     ];
-    laid_out("berth-runtime", &args, "release", crate::layout::train)
+    let dir = laid_out("berth-runtime", &args, "release", crate::layout::train)?;
+    Ok(DIR.get_or_init(|| dir).clone())
 }
 
 /// berth-monitor as shipped, put next to `berth` in `dir` (which holds the
@@ -172,13 +180,19 @@ fn by_content(traced: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn host_triple() -> Result<String> {
+/// rustc's host triple (asked once).
+fn host_triple() -> Result<&'static str> {
+    static HOST: OnceLock<String> = OnceLock::new();
+    if let Some(h) = HOST.get() {
+        return Ok(h);
+    }
     let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
         .arg("-vV")
         .output()
         .context("rustc -vV")?;
-    String::from_utf8_lossy(&out.stdout)
+    let host = String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-        .context("rustc -vV printed no host")
+        .context("rustc -vV printed no host")?;
+    Ok(HOST.get_or_init(|| host))
 }
